@@ -1,0 +1,220 @@
+"""Experiments, their arms and metrics, assignments and exposures.
+
+One assignment per customer per experiment and one control arm per
+experiment are database constraints. Status changes go through
+experiments.services.experiment_transition, which validates them.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from marketing.models import Campaign, Customer, Event, Segment, slug_validator
+
+
+def new_salt() -> str:
+    return secrets.token_hex(8)
+
+
+class Experiment(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+        ARCHIVED = "archived", "Archived"
+
+    # Allowed status changes; anything else is refused by the service.
+    TRANSITIONS = {
+        Status.DRAFT: {Status.RUNNING, Status.ARCHIVED},
+        Status.RUNNING: {Status.STOPPED},
+        Status.STOPPED: {Status.ARCHIVED},
+        Status.ARCHIVED: set(),
+    }
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="experiments")
+    key = models.CharField(max_length=64, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=128)
+    hypothesis = models.TextField(blank=True)
+    # Input to the assignment hash; changing it would reshuffle new customers,
+    # so it is fixed at creation.
+    salt = models.CharField(max_length=32, default=new_salt)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    eligibility_segment = models.ForeignKey(
+        Segment, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Experiments in the same non-empty layer never share a customer.
+    layer = models.CharField(max_length=64, blank=True, default="")
+    traffic_fraction = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    attribution_window_days = models.PositiveIntegerField(
+        default=14, validators=[MinValueValidator(1)]
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(traffic_fraction__gte=0) & Q(traffic_fraction__lte=1),
+                name="experiment_traffic_fraction_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Arm(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    name = models.CharField(max_length=64)
+    weight = models.FloatField(validators=[MinValueValidator(0.0)])
+    is_control = models.BooleanField(default=False)
+    # Whether being in this arm means the customer is contacted; customers
+    # without marketing consent are only ever placed in non-contact arms.
+    contacts_customer = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["experiment", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="arm_unique_name"),
+            models.UniqueConstraint(
+                fields=["experiment"], condition=Q(is_control=True), name="arm_one_control"
+            ),
+            models.CheckConstraint(condition=Q(weight__gte=0), name="arm_weight_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Metric(models.Model):
+    class Aggregation(models.TextChoices):
+        CONVERTED = "converted", "Converted (yes/no)"
+        COUNT = "count", "Count of events"
+        SUM = "sum", "Sum of event value"
+
+    class Role(models.TextChoices):
+        PRIMARY = "primary", "Primary"
+        SECONDARY = "secondary", "Secondary"
+        GUARDRAIL = "guardrail", "Guardrail"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metrics")
+    name = models.CharField(max_length=64, validators=[slug_validator])
+    event_kind = models.CharField(max_length=32, choices=Event.Kind.choices)
+    aggregation = models.CharField(max_length=16, choices=Aggregation.choices)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.SECONDARY)
+    # False for metrics where a rise is bad (unsubscribes, complaints).
+    higher_is_better = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["experiment", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="metric_unique_name"),
+            models.UniqueConstraint(
+                fields=["experiment"], condition=Q(role="primary"), name="metric_one_primary"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Assignment(models.Model):
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="assignments"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="assignments")
+    arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="assignments")
+    assigned_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "customer"], name="assignment_one_per_customer"
+            ),
+        ]
+        indexes = [models.Index(fields=["experiment", "arm"])]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} -> {self.arm_id}"
+
+
+class Exposure(models.Model):
+    """The customer actually received the treatment (e.g. the e-mail was sent)."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="exposures")
+    exposed_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=128)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignment", "idempotency_key"], name="exposure_unique_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"exposure of {self.assignment_id} at {self.exposed_at:%Y-%m-%d %H:%M}"
+
+
+class TrueEffect(models.Model):
+    """Known per-customer effects of an arm, only for simulated (demo) data.
+
+    Lets model quality be measured as sqrt(PEHE) against the truth.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="+")
+    # Change in conversion probability and in expected revenue versus control.
+    conversion_uplift = models.FloatField()
+    revenue_uplift = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "customer", "arm"], name="true_effect_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"true effect of {self.arm_id} on {self.customer_id}"
+
+
+class TaskRun(models.Model):
+    """Status and progress of one background job, shown in the admin and API.
+
+    Tasks receive the run id, claim the run with a conditional update and
+    report progress here, so a re-delivered task sees the run already done.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=64)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    step = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["name", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.pk} ({self.status})"

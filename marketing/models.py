@@ -1,0 +1,166 @@
+"""Customers, their CRM attributes and behavioural events, segments, campaigns.
+
+Invariants that matter for correctness are database constraints, not only
+Python checks: one customer per CRM id, one event per (source, idempotency
+key), non-negative campaign money.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+slug_validator = RegexValidator(
+    r"^[a-z][a-z0-9_]*$", "Use lower-case letters, digits and underscores, starting with a letter."
+)
+
+
+class CustomerAttribute(models.Model):
+    """A declared CRM attribute; customer attribute values are validated against it."""
+
+    class Kind(models.TextChoices):
+        NUMERIC = "numeric", "Numeric"
+        CATEGORICAL = "categorical", "Categorical"
+        BOOLEAN = "boolean", "Boolean"
+
+    key = models.CharField(max_length=64, unique=True, validators=[slug_validator])
+    label = models.CharField(max_length=128, blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # For categorical attributes: the allowed values. Empty means any string.
+    choices = models.JSONField(default=list, blank=True)
+    required = models.BooleanField(default=False)
+    # Personal data is excluded from model features and wiped on erasure.
+    is_personal = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Customer(models.Model):
+    external_id = models.CharField(max_length=128, unique=True, help_text="The CRM's customer id.")
+    attributes = models.JSONField(default=dict, blank=True)
+    marketing_consent = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Set when the customer's personal data was erased; the row stays so that
+    # experiment counts do not change retroactively.
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Event(models.Model):
+    class Kind(models.TextChoices):
+        PURCHASE = "purchase", "Purchase"
+        VISIT = "visit", "Visit"
+        EMAIL_OPEN = "email_open", "E-mail open"
+        EMAIL_CLICK = "email_click", "E-mail click"
+        CART_ADD = "cart_add", "Add to cart"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    occurred_at = models.DateTimeField()
+    # Revenue for purchases; 0 for events without a value.
+    value = models.FloatField(default=0.0)
+    properties = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=64, default="api")
+    # Set by the sender so that a retried delivery is not counted twice. NULL
+    # (not "") for "no key", so keyless events never collide in the constraint.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="event_unique_source_idempotency_key",
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "kind", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind}@{self.occurred_at:%Y-%m-%d} ({self.customer_id})"
+
+
+class Segment(models.Model):
+    """A rule over attributes and behavioural aggregates, stored as data.
+
+    See marketing.segment_rules for the grammar; rules compile to one SQL
+    query that works on SQLite and PostgreSQL.
+    """
+
+    key = models.CharField(max_length=64, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=128)
+    description = models.TextField(blank=True)
+    rule = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Cached by the segment_size task for the admin; the rule is the truth.
+    member_count = models.PositiveIntegerField(null=True, blank=True)
+    counted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Campaign(models.Model):
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        SMS = "sms", "SMS"
+        PUSH = "push", "Push notification"
+        DIRECT_MAIL = "direct_mail", "Direct mail"
+        CALL = "call", "Phone call"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+
+    key = models.CharField(max_length=64, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=128)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    cost_per_contact = models.DecimalField(
+        max_digits=10, decimal_places=4, validators=[MinValueValidator(0)]
+    )
+    value_per_conversion = models.DecimalField(
+        max_digits=12, decimal_places=2, validators=[MinValueValidator(0)]
+    )
+    budget = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cost_per_contact__gte=0) & Q(value_per_conversion__gte=0),
+                name="campaign_money_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(budget__isnull=True) | Q(budget__gte=0),
+                name="campaign_budget_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,153 @@
+"""Segment rules: validation and compilation to one SQL query.
+
+Grammar (JSON)::
+
+    rule   := {"all": [rule, ...]} | {"any": [rule, ...]} | {"not": rule} | leaf
+    leaf   := {"attr": <declared attribute key>, "op": OP, "value": V}
+            | {"metric": <behavioural metric, see marketing.behaviour>, "op": OP, "value": V}
+            | {"consent": true | false}
+    OP     := "eq" | "ne" | "in" | "not_in" | "gt" | "gte" | "lt" | "lte" | "exists"
+
+Example: ``{"all": [{"attr": "channel", "op": "in", "value": ["web"]},
+{"metric": "purchases_90d", "op": "gte", "value": 2}]}``.
+
+A customer who lacks an attribute matches no comparison on it except
+``ne`` / ``not_in`` (they are not equal to the value) and ``exists: false``.
+Behavioural metrics are computed as of a cutoff time (default: now).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from marketing.behaviour import behaviour_metric_expression, behaviour_metric_parse
+from marketing.models import Customer, CustomerAttribute
+
+ORDER_OPS = {"gt", "gte", "lt", "lte"}
+OPS = {"eq", "ne", "in", "not_in", "exists"} | ORDER_OPS
+
+
+def _fail(path: str, message: str) -> ValidationError:
+    return ValidationError({path: message})
+
+
+def segment_rule_validate(rule: object, *, path: str = "rule") -> None:
+    """Raise ValidationError naming the JSON path of the first problem."""
+    attributes = {a.key: a for a in CustomerAttribute.objects.all()}
+    _validate(rule, path, attributes)
+
+
+def _validate(rule: object, path: str, attributes: dict[str, CustomerAttribute]) -> None:
+    if not isinstance(rule, dict) or len(rule) == 0:
+        raise _fail(path, "must be a non-empty object")
+    if "all" in rule or "any" in rule:
+        (combinator,) = [k for k in ("all", "any") if k in rule]
+        if len(rule) != 1:
+            raise _fail(path, f"'{combinator}' must be the only key")
+        children = rule[combinator]
+        if not isinstance(children, list) or not children:
+            raise _fail(f"{path}.{combinator}", "must be a non-empty list")
+        for i, child in enumerate(children):
+            _validate(child, f"{path}.{combinator}[{i}]", attributes)
+        return
+    if "not" in rule:
+        if len(rule) != 1:
+            raise _fail(path, "'not' must be the only key")
+        _validate(rule["not"], f"{path}.not", attributes)
+        return
+    if "consent" in rule:
+        if set(rule) != {"consent"} or not isinstance(rule["consent"], bool):
+            raise _fail(path, "'consent' takes true or false and no other key")
+        return
+    if ("attr" in rule) == ("metric" in rule):
+        raise _fail(path, "a leaf needs exactly one of 'attr', 'metric' or 'consent'")
+    unknown = set(rule) - {"attr", "metric", "op", "value"}
+    if unknown:
+        raise _fail(path, f"unknown keys {sorted(unknown)}")
+    op = rule.get("op")
+    if op not in OPS:
+        raise _fail(f"{path}.op", f"must be one of {sorted(OPS)}")
+    value = rule.get("value")
+    if op == "exists":
+        if not isinstance(value, bool):
+            raise _fail(f"{path}.value", "'exists' takes true or false")
+        if "metric" in rule:
+            raise _fail(f"{path}.op", "'exists' applies to attributes only")
+    elif op in {"in", "not_in"}:
+        if not isinstance(value, list) or not value:
+            raise _fail(f"{path}.value", f"'{op}' takes a non-empty list")
+    elif value is None or isinstance(value, (list, dict)):
+        raise _fail(f"{path}.value", f"'{op}' takes a single number, string or boolean")
+
+    if "metric" in rule:
+        try:
+            behaviour_metric_parse(rule["metric"])
+        except ValueError as exc:
+            raise _fail(f"{path}.metric", str(exc)) from None
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise _fail(f"{path}.value", "behavioural metrics compare with numbers")
+        return
+
+    attribute = attributes.get(rule["attr"])
+    if attribute is None:
+        raise _fail(f"{path}.attr", f"{rule['attr']!r} is not a declared customer attribute")
+    if op in ORDER_OPS and attribute.kind != CustomerAttribute.Kind.NUMERIC:
+        raise _fail(f"{path}.op", f"'{op}' needs a numeric attribute; {attribute.key} is {attribute.kind}")
+
+
+def segment_rule_q(rule: dict, *, as_of: datetime | None = None) -> tuple[Q, dict]:
+    """Compile a validated rule to a Q plus the annotations it needs."""
+    as_of = as_of or timezone.now()
+    annotations: dict = {}
+    return _compile(rule, as_of, annotations), annotations
+
+
+def _compile(rule: dict, as_of: datetime, annotations: dict) -> Q:
+    if "all" in rule:
+        q = Q()
+        for child in rule["all"]:
+            q &= _compile(child, as_of, annotations)
+        return q
+    if "any" in rule:
+        q = Q(pk__in=[])
+        for child in rule["any"]:
+            q |= _compile(child, as_of, annotations)
+        return q
+    if "not" in rule:
+        return ~_compile(rule["not"], as_of, annotations)
+    if "consent" in rule:
+        return Q(marketing_consent=rule["consent"])
+
+    op, value = rule["op"], rule.get("value")
+    if "metric" in rule:
+        metric = behaviour_metric_parse(rule["metric"])
+        alias = f"_m_{metric.name}"
+        annotations[alias] = behaviour_metric_expression(metric, as_of)
+        field = alias
+        present = Q()
+    else:
+        field = f"attributes__{rule['attr']}"
+        present = Q(attributes__has_key=rule["attr"])
+        if op == "exists":
+            return present if value else ~present
+
+    if op == "eq":
+        return present & Q(**{field: value})
+    if op == "ne":
+        return ~(present & Q(**{field: value}))
+    if op == "in":
+        return present & Q(**{f"{field}__in": value})
+    if op == "not_in":
+        return ~(present & Q(**{f"{field}__in": value}))
+    return present & Q(**{f"{field}__{op}": value})
+
+
+def segment_members(rule: dict, *, as_of: datetime | None = None) -> QuerySet[Customer]:
+    """Customers matching the rule, as one lazy query (nothing is loaded)."""
+    q, annotations = segment_rule_q(rule, as_of=as_of)
+    return Customer.objects.annotate(**annotations).filter(q)

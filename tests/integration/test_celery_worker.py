@@ -1,0 +1,36 @@
+"""A task queued by a service runs in a separate worker process end to end."""
+
+import pytest
+
+from experiments.models import TaskRun
+from marketing.models import Segment
+from marketing.services import segment_create, segment_size_request
+from marketing.tasks import segment_size
+from tests.factories import attributes_declare, customer_make
+from tests.integration.conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def finished(run_id):
+    run = TaskRun.objects.get(id=run_id)
+    return run if run.status in {TaskRun.Status.SUCCEEDED, TaskRun.Status.FAILED} else None
+
+
+def test_the_worker_counts_a_segment_and_a_redelivery_changes_nothing(celery_worker_process):
+    attributes_declare()
+    for age in (20, 30, 40, 50, 60):
+        customer_make(age=age)
+    segment = segment_create(key="over_35", name="Over 35",
+                             rule={"attr": "age", "op": "gt", "value": 35})
+    run = segment_size_request(segment=segment)
+
+    done = wait_for(lambda: finished(run.id))
+    assert done.status == TaskRun.Status.SUCCEEDED, done.error
+    assert done.result == {"segment_id": segment.id, "members": 3}
+    assert Segment.objects.get(id=segment.id).member_count == 3
+
+    # The same message delivered again must not run the job a second time.
+    finished_at = done.finished_at
+    segment_size.delay(run.id).get(timeout=60)
+    assert TaskRun.objects.get(id=run.id).finished_at == finished_at
