@@ -1,0 +1,129 @@
+"""Assignment: a pure hash, stored rows win, eligibility, consent, layers, batches."""
+
+from collections import Counter
+
+import pytest
+from scipy import stats
+
+from experiments.assignment import assign_customer, assign_segment
+from experiments.hashing import choose_arm, in_traffic, unit_hash
+from experiments.models import Arm, Assignment, Experiment
+from experiments.services import ArmSpec, experiment_transition
+from marketing.services import segment_create
+from tests.factories import T0, attributes_declare, customer_make, experiment_make
+
+THREE_ARMS = [ArmSpec("control", 2.0, is_control=True, contacts_customer=False),
+              ArmSpec("a", 1.0), ArmSpec("b", 1.0)]
+
+
+def test_the_hash_is_documented_sha256_and_uniform():
+    import hashlib
+    digest = hashlib.sha256(b"salt:arm:crm-42").digest()
+    assert unit_hash("salt", "arm", "crm-42") == int.from_bytes(digest[:8], "big") / 2**64
+    draws = [choose_arm("s", f"id{i}", [2, 1, 1]) for i in range(20_000)]
+    counts = Counter(draws)
+    # Chi-square goodness of fit against 50/25/25 at a generous level.
+    p = stats.chisquare([counts[0], counts[1], counts[2]], [10_000, 5_000, 5_000]).pvalue
+    assert p > 0.001
+    assert sum(in_traffic("s", f"id{i}", 0.3) for i in range(20_000)) == pytest.approx(6_000, rel=0.05)
+
+
+def test_the_same_customer_always_gets_the_same_arm():
+    first = [choose_arm("salt", f"c{i}", [1, 1, 1]) for i in range(500)]
+    assert first == [choose_arm("salt", f"c{i}", [1, 1, 1]) for i in range(500)]
+    assert first != [choose_arm("other", f"c{i}", [1, 1, 1]) for i in range(500)]
+
+
+def test_a_zero_weight_arm_is_never_chosen_and_bad_weights_are_refused():
+    assert {choose_arm("s", f"c{i}", [1, 0, 1]) for i in range(2_000)} == {0, 2}
+    with pytest.raises(ValueError):
+        choose_arm("s", "c", [0, 0])
+
+
+def running(**kwargs) -> Experiment:
+    experiment = experiment_make(**kwargs)
+    return experiment_transition(experiment=experiment, to=Experiment.Status.RUNNING)
+
+
+@pytest.mark.django_db
+def test_assign_customer_matches_the_pure_function_and_stored_rows_win():
+    experiment = running(arms=THREE_ARMS)
+    customer = customer_make()
+    decision = assign_customer(experiment=experiment, customer=customer, now=T0)
+    arms = list(experiment.arms.order_by("id"))
+    assert decision.created and decision.reason == "assigned"
+    assert decision.arm == arms[choose_arm(experiment.salt, customer.external_id, [2, 1, 1])]
+    # Changing the weights mid-test does not move anyone already assigned.
+    Arm.objects.filter(experiment=experiment).update(weight=0)
+    Arm.objects.filter(pk=arms[2].pk if decision.arm != arms[2] else arms[1].pk).update(weight=1)
+    again = assign_customer(experiment=experiment, customer=customer)
+    assert (again.arm, again.created, again.reason) == (decision.arm, False, "already assigned")
+    assert Assignment.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_ineligible_customers_get_a_reason_and_no_row():
+    attributes_declare()
+    segment = segment_create(key="web", name="Web", rule={"attr": "channel", "op": "eq",
+                                                          "value": "web"})
+    experiment = running(eligibility_segment=segment)
+    phone = customer_make(channel="phone")
+    no_consent = customer_make(channel="web", consent=False)
+    decision = assign_customer(experiment=experiment, customer=phone)
+    assert (decision.arm, decision.reason) == (None, "not in eligibility segment web")
+    decision = assign_customer(experiment=experiment, customer=no_consent)
+    assert (decision.arm, decision.reason) == (None, "no marketing consent")
+    assert not Assignment.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_draft_experiment_assigns_nobody():
+    decision = assign_customer(experiment=experiment_make(), customer=customer_make())
+    assert decision.arm is None and "draft" in decision.reason
+
+
+@pytest.mark.django_db
+def test_experiments_in_one_layer_never_share_a_customer():
+    first, second = running(layer="email"), running(layer="email")
+    elsewhere = running(layer="sms")
+    customer = customer_make()
+    assert assign_customer(experiment=first, customer=customer).arm is not None
+    decision = assign_customer(experiment=second, customer=customer)
+    assert decision.arm is None and decision.reason.startswith(f"already in experiment {first.key}")
+    assert assign_customer(experiment=elsewhere, customer=customer).arm is not None
+
+
+@pytest.mark.django_db
+def test_traffic_fraction_leaves_the_rest_unassigned():
+    experiment = running(traffic_fraction=0.0)
+    decision = assign_customer(experiment=experiment, customer=customer_make())
+    assert decision.reason == "outside the experiment's traffic sample"
+
+
+@pytest.mark.django_db
+def test_batch_assignment_agrees_with_single_assignment_and_resumes():
+    attributes_declare()
+    customers = [customer_make(channel="web", consent=i % 10 != 0) for i in range(230)]
+    experiment = running(arms=THREE_ARMS, traffic_fraction=0.8, layer="email")
+    blocker = running(layer="email")
+    inside = [c for c in customers if c.marketing_consent
+              and in_traffic(experiment.salt, c.external_id, 0.8)]
+    assign_customer(experiment=blocker, customer=inside[0])
+    assert assign_customer(experiment=experiment, customer=inside[1]).created
+
+    result = assign_segment(experiment=experiment, chunk_size=50)
+    assert result.considered == 230
+    assert result.already_assigned == 1
+    assert result.other_layer_experiment == 1
+    assert result.no_consent == sum(1 for c in customers if not c.marketing_consent
+                                    and in_traffic(experiment.salt, c.external_id, 0.8))
+    assigned = result.assigned + result.already_assigned
+    assert assigned + result.outside_traffic + result.no_consent + result.other_layer_experiment == 230
+    arms = list(experiment.arms.order_by("id"))
+    for row in Assignment.objects.filter(experiment=experiment).select_related("customer"):
+        expected = arms[choose_arm(experiment.salt, row.customer.external_id, [2, 1, 1])]
+        assert row.arm_id == expected.id
+        assert row.customer.marketing_consent
+        assert in_traffic(experiment.salt, row.customer.external_id, 0.8)
+    again = assign_segment(experiment=experiment, chunk_size=50)
+    assert again.assigned == 0 and again.already_assigned == assigned
