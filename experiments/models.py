@@ -54,6 +54,17 @@ class Experiment(models.Model):
     attribution_window_days = models.PositiveIntegerField(
         default=14, validators=[MinValueValidator(1)]
     )
+    # Total customers the test plans to assign: tunes the sequential test
+    # (where its interval is tightest) and the power figures.
+    planned_sample_size = models.PositiveIntegerField(null=True, blank=True)
+    # Always-valid (sequential) p-values, so results can be read every day.
+    sequential_testing = models.BooleanField(default=True)
+    alpha = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0.001), MaxValueValidator(0.5)]
+    )
+    # Segments and categorical attributes the analysis breaks results down by.
+    breakdown_segments = models.ManyToManyField(Segment, blank=True, related_name="+")
+    breakdown_attributes = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -112,6 +123,10 @@ class Metric(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.SECONDARY)
     # False for metrics where a rise is bad (unsubscribes, complaints).
     higher_is_better = models.BooleanField(default=True)
+    # Smallest relative lift worth detecting (0.05 = 5%), for power figures.
+    minimum_detectable_effect = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0001)]
+    )
 
     class Meta:
         ordering = ["experiment", "id"]
@@ -218,3 +233,105 @@ class TaskRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} #{self.pk} ({self.status})"
+
+
+class AnalysisResult(models.Model):
+    """One snapshot of an experiment's analysis; the history plots effects over time."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="analyses")
+    created_at = models.DateTimeField(auto_now_add=True)
+    task_run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.SET_NULL)
+    customers = models.PositiveIntegerField()
+    decision = models.CharField(max_length=32)
+    decision_reasons = models.JSONField(default=list)
+    srm_p_value = models.FloatField(null=True)
+    # The full analysis from experiments.stats (per arm, metric, segment).
+    payload = models.JSONField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        get_latest_by = ["created_at", "id"]
+        indexes = [models.Index(fields=["experiment", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.experiment} @ {self.created_at:%Y-%m-%d %H:%M}: {self.decision}"
+
+
+class ModelVersion(models.Model):
+    """A trained uplift or response model: an artifact plus its held-out quality.
+
+    The champion (per campaign and kind) is what scoring uses; it changes only
+    through experiments.registry, never by a failed or worse retrain.
+    """
+
+    class Kind(models.TextChoices):
+        UPLIFT = "uplift", "Uplift (effect of contact)"
+        RESPONSE = "response", "Response (propensity to convert)"
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        REJECTED = "rejected", "Rejected by sanity checks"
+        FAILED = "failed", "Failed"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="models")
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.SET_NULL, related_name="models"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    estimator = models.CharField(max_length=64)
+    params = models.JSONField(default=dict, blank=True)
+    feature_spec = models.JSONField(default=dict)
+    target_metric = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
+    status_reason = models.TextField(blank=True)
+    # Held-out quality: {"arms": {name: {"qini": .., "auuc": .., "uplift_at_30": ..}}, ...}
+    metrics = models.JSONField(default=dict, blank=True)
+    curves = models.JSONField(default=dict, blank=True)
+    qini = models.FloatField(null=True, blank=True)  # the number champions are chosen by
+    training_seconds = models.FloatField(null=True, blank=True)
+    rows_train = models.PositiveIntegerField(default=0)
+    rows_validation = models.PositiveIntegerField(default=0)
+    rows_test = models.PositiveIntegerField(default=0)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    is_champion = models.BooleanField(default=False)
+    task_run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "kind"], condition=Q(is_champion=True),
+                name="model_one_champion_per_campaign_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.estimator} #{self.pk} ({self.status})"
+
+
+class CustomerScore(models.Model):
+    """A model version's prediction for one customer."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE,
+                                      related_name="scores")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="scores")
+    # Uplift models: predicted effect of the best arm and of every arm.
+    uplift = models.FloatField(null=True, blank=True)
+    best_arm = models.CharField(max_length=64, blank=True)
+    uplift_by_arm = models.JSONField(default=dict, blank=True)
+    # Response models (and uplift models' predicted control outcome).
+    response = models.FloatField(null=True, blank=True)
+    scored_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "customer"],
+                                    name="score_one_per_customer"),
+        ]
+        indexes = [models.Index(fields=["model_version", "-uplift"])]
+
+    def __str__(self) -> str:
+        return f"score of {self.customer_id} by {self.model_version_id}"

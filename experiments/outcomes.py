@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db import connection
 from django.db.models import QuerySet
 
 from experiments.models import Assignment, Experiment, Metric
 from marketing.models import Customer, Event
+from marketing.sql_time import comparable, shifted
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,11 @@ def _q(name: str) -> str:
 
 def _window_conditions(window_days: int) -> tuple[str, str, list]:
     """SQL for 'event within W of assignment' and 'event at or after assignment'."""
-    if connection.vendor == "postgresql":
-        window = timedelta(days=window_days)
-        return ("e.occurred_at >= a.assigned_at - %s AND e.occurred_at < a.assigned_at + %s",
-                "e.occurred_at >= a.assigned_at", [window, window])
-    # SQLite stores datetimes as text; julianday() makes the arithmetic exact
-    # to well under a second, which is all an attribution window needs.
-    return ("julianday(e.occurred_at) >= julianday(a.assigned_at) - %s "
-            "AND julianday(e.occurred_at) < julianday(a.assigned_at) + %s",
-            "julianday(e.occurred_at) >= julianday(a.assigned_at)", [window_days, window_days])
+    start, start_params = shifted("a.assigned_at", -window_days)
+    end, end_params = shifted("a.assigned_at", window_days)
+    event, assigned = comparable("e.occurred_at"), comparable("a.assigned_at")
+    return (f"{event} >= {start} AND {event} < {end}", f"{event} >= {assigned}",
+            [*start_params, *end_params])
 
 
 def _attribute_sql(key: str) -> tuple[str, list]:

@@ -68,8 +68,11 @@ def _validate(rule: object, path: str, attributes: dict[str, CustomerAttribute])
     unknown = set(rule) - {"attr", "metric", "op", "value"}
     if unknown:
         raise _fail(path, f"unknown keys {sorted(unknown)}")
+    for name in ("attr", "metric"):
+        if name in rule and not isinstance(rule[name], str):
+            raise _fail(f"{path}.{name}", "must be a string")
     op = rule.get("op")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise _fail(f"{path}.op", f"must be one of {sorted(OPS)}")
     value = rule.get("value")
     if op == "exists":

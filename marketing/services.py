@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import math
-from collections.abc import Iterable, Mapping
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from experiments.task_runs import task_run_queue
-from marketing.models import Campaign, Customer, CustomerAttribute, Event, Segment
+from marketing.bulk import rows_insert
+from marketing.models import ApiKey, Campaign, Customer, CustomerAttribute, Event, Segment
 from marketing.segment_rules import segment_rule_validate
 from marketing.tasks import segment_size
 
@@ -95,62 +100,164 @@ class EventRecordResult:
     rejected: list[dict] = field(default_factory=list)
 
 
+# Column order of the rows events_validate produces and events_write inserts.
+EVENT_COLUMNS = ("customer_id", "kind", "occurred_at", "value", "properties", "source",
+                 "idempotency_key", "received_at")
+_EVENT_FIELDS = frozenset({"customer", "kind", "occurred_at", "value", "properties",
+                           "idempotency_key"})
+_EVENT_KINDS = frozenset(Event.Kind.values)
+_KEY_MAX = Event._meta.get_field("idempotency_key").max_length
+_SOURCE_MAX = Event._meta.get_field("source").max_length
+_WRITE_ATTEMPTS = 3
+
+
+def aware_datetime(value: object) -> datetime | None:
+    """An aware datetime from a datetime or an ISO 8601 string with an offset, else None.
+
+    Values that overflow once converted to UTC (the first and last day of
+    the calendar with an offset) are refused too.
+    """
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        return None
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return None
+    return value
+
+
+def _finite_number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _text_ok(value: object, max_length: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= max_length and "\x00" not in value
+
+
+def _customers_by_external_id(external_ids: Iterable[object]) -> dict[str, tuple[int, bool]]:
+    """{external id: (customer id, erased)} for the ids that exist."""
+    wanted = [e for e in set(external_ids) if isinstance(e, str) and "\x00" not in e]
+    found: dict[str, tuple[int, bool]] = {}
+    for start in range(0, len(wanted), 5_000):  # SQLite caps the parameters of one query
+        for external_id, pk, erased_at in Customer.objects.filter(
+            external_id__in=wanted[start:start + 5_000]
+        ).values_list("external_id", "id", "erased_at"):
+            found[external_id] = (pk, erased_at is not None)
+    return found
+
+
+def events_validate(rows: Sequence[object], *, source: str) -> tuple[list[tuple], list[dict]]:
+    """Check every row; return (rows ready for events_write, rejected rows).
+
+    Each row: ``customer`` (external id), ``kind``, ``occurred_at`` (aware
+    datetime or ISO 8601 string with an offset), optional ``value`` (finite
+    number), ``properties`` (object), ``idempotency_key`` (string, unique per
+    source). A rejected row is ``{"index": i, "errors": {field: message}}``.
+    Events of an erased customer keep no properties.
+    """
+    if not _text_ok(source, _SOURCE_MAX):
+        raise ValidationError({"source": f"must be a non-empty string of at most {_SOURCE_MAX} "
+                                         "characters"})
+    customers = _customers_by_external_id(
+        row.get("customer") for row in rows if isinstance(row, Mapping))
+    received_at = timezone.now()
+    ready: list[tuple] = []
+    rejected: list[dict] = []
+    seen_keys: set[str] = set()
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            rejected.append({"index": index, "errors": {"non_field_errors": "must be an object"}})
+            continue
+        errors: dict[str, str] = {}
+        unknown = row.keys() - _EVENT_FIELDS
+        for name in unknown:
+            errors[str(name)] = "is not an event field"
+        external_id = row.get("customer")
+        customer = customers.get(external_id) if isinstance(external_id, str) else None
+        if customer is None:
+            errors["customer"] = f"no customer with external_id {external_id!r}"
+        kind = row.get("kind")
+        if kind not in _EVENT_KINDS:
+            errors["kind"] = f"must be one of {sorted(_EVENT_KINDS)}"
+        occurred_at = aware_datetime(row.get("occurred_at"))
+        if occurred_at is None:
+            errors["occurred_at"] = "must be a timezone-aware datetime (ISO 8601 with offset)"
+        value = _finite_number(row.get("value", 0.0))
+        if value is None:
+            errors["value"] = "must be a finite number"
+        properties = row.get("properties")
+        if properties is None:
+            properties = {}
+        elif not isinstance(properties, Mapping):
+            errors["properties"] = "must be an object"
+        key = row.get("idempotency_key")
+        if key is not None:
+            if not _text_ok(key, _KEY_MAX):
+                errors["idempotency_key"] = f"must be a non-empty string of at most {_KEY_MAX} characters"
+            elif key in seen_keys:
+                errors["idempotency_key"] = "repeated within this request"
+            else:
+                seen_keys.add(key)
+        if errors:
+            rejected.append({"index": index, "errors": errors})
+        elif not rejected:  # once a row failed nothing is written: stop building
+            if customer[1]:
+                properties = {}
+            ready.append((customer[0], kind, occurred_at, value, properties, source, key,
+                          received_at))
+    return ([] if rejected else ready), rejected
+
+
+def events_write(events: Sequence[tuple], *, source: str) -> EventRecordResult:
+    """Insert validated events, skipping those whose (source, key) is stored.
+
+    The fast path reads the stored keys, then writes the rest in one COPY
+    (marketing.bulk). A concurrent request that stores one of the keys in
+    between makes the insert fail on the unique constraint; the batch is then
+    rolled back and retried with a fresh read, so a key is never counted twice.
+    """
+    keys = [e[6] for e in events if e[6] is not None]
+    for attempt in range(_WRITE_ATTEMPTS):
+        existing: set[str] = set()
+        for start in range(0, len(keys), 5_000):
+            existing.update(Event.objects.filter(
+                source=source, idempotency_key__in=keys[start:start + 5_000],
+            ).values_list("idempotency_key", flat=True))
+        fresh = [e for e in events if e[6] is None or e[6] not in existing] if existing else events
+        try:
+            with transaction.atomic():
+                rows_insert(Event, EVENT_COLUMNS, fresh)
+        except IntegrityError:
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
+            continue
+        return EventRecordResult(created=len(fresh), duplicates=len(events) - len(fresh))
+    raise AssertionError("unreachable")
+
+
 def events_record(rows: Iterable[Mapping], *, source: str = "api") -> EventRecordResult:
     """Record behavioural events idempotently, all or nothing.
 
-    Each row: ``customer`` (external id), ``kind``, ``occurred_at`` (aware
-    datetime), optional ``value``, ``properties``, ``idempotency_key``. If any
-    row is invalid nothing is written and every rejected row is reported with
-    its index; rows whose (source, idempotency key) exists are skipped.
+    Rows as in events_validate. If any row is invalid nothing is written and
+    every rejected row is reported with its index; rows whose (source,
+    idempotency key) exists are skipped and counted as duplicates.
     """
-    rows = list(rows)
-    external_ids = {r.get("customer") for r in rows}
-    customers = dict(
-        Customer.objects.filter(external_id__in=external_ids).values_list("external_id", "id")
-    )
-    result = EventRecordResult()
-    events: list[Event] = []
-    seen_keys: set[str] = set()
-    for index, row in enumerate(rows):
-        errors: dict[str, str] = {}
-        customer_id = customers.get(row.get("customer"))
-        if customer_id is None:
-            errors["customer"] = f"no customer with external_id {row.get('customer')!r}"
-        if row.get("kind") not in Event.Kind.values:
-            errors["kind"] = f"must be one of {Event.Kind.values}"
-        occurred_at = row.get("occurred_at")
-        if not isinstance(occurred_at, datetime) or timezone.is_naive(occurred_at):
-            errors["occurred_at"] = "must be a timezone-aware datetime"
-        value = row.get("value", 0.0)
-        if not isinstance(value, (int, float, Decimal)) or isinstance(value, bool) or not math.isfinite(float(value)):
-            errors["value"] = "must be a finite number"
-        key = row.get("idempotency_key")
-        if key is not None:
-            if key in seen_keys:
-                errors["idempotency_key"] = "repeated within this request"
-            seen_keys.add(key)
-        if errors:
-            result.rejected.append({"index": index, "errors": errors})
-            continue
-        events.append(Event(
-            customer_id=customer_id, kind=row["kind"], occurred_at=occurred_at,
-            value=float(value), properties=row.get("properties") or {},
-            source=source, idempotency_key=key,
-        ))
-    if result.rejected:
-        return result
-    keys = [e.idempotency_key for e in events if e.idempotency_key is not None]
-    existing = set(
-        Event.objects.filter(source=source, idempotency_key__in=keys)
-        .values_list("idempotency_key", flat=True)
-    ) if keys else set()
-    fresh = [e for e in events if e.idempotency_key is None or e.idempotency_key not in existing]
-    with transaction.atomic():
-        # ignore_conflicts covers a concurrent request delivering the same key.
-        Event.objects.bulk_create(fresh, batch_size=2_000, ignore_conflicts=True)
-    result.created = len(fresh)
-    result.duplicates = len(events) - len(fresh)
-    return result
+    events, rejected = events_validate(rows if isinstance(rows, Sequence) else list(rows),
+                                       source=source)
+    if rejected:
+        return EventRecordResult(rejected=rejected)
+    return events_write(events, source=source)
 
 
 def segment_create(*, key: str, name: str, rule: dict, description: str = "") -> Segment:
@@ -180,3 +287,182 @@ def campaign_create(
 def segment_size_request(*, segment: Segment):
     """Queue a background count of the segment's members; returns the TaskRun."""
     return task_run_queue(name="segment_size", params={"segment_id": segment.id}, task=segment_size)
+
+
+# --- API keys --------------------------------------------------------------
+
+def api_key_create(*, name: str, scope: str = ApiKey.Scope.READ) -> tuple[ApiKey, str]:
+    """Create a key; return it with the raw ``<prefix>.<secret>`` (shown once, never stored)."""
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(name=name, scope=scope, prefix=prefix, secret_hash=_api_secret_hash(secret))
+    key.full_clean()
+    key.save()
+    return key, f"{prefix}.{secret}"
+
+
+def _api_secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_verify(raw_key: str) -> ApiKey | None:
+    """The active key matching ``<prefix>.<secret>``, or None.
+
+    One indexed read by prefix, then a constant-time comparison of the
+    secret's SHA-256. ``last_used_at`` is written at most once a minute so a
+    busy integration does not turn every read into a write.
+    """
+    prefix, _, secret = raw_key.partition(".")
+    if not secret or len(prefix) > ApiKey._meta.get_field("prefix").max_length or \
+            not prefix.isalnum():
+        return None
+    key = ApiKey.objects.filter(prefix=prefix, is_active=True).first()
+    if key is None or not hmac.compare_digest(key.secret_hash, _api_secret_hash(secret)):
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > API_KEY_USE_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+API_KEY_USE_RESOLUTION = timedelta(minutes=1)
+
+
+# --- Customers in bulk -----------------------------------------------------
+
+CUSTOMER_FIELDS = frozenset({"external_id", "attributes", "marketing_consent"})
+_EXTERNAL_ID_MAX = Customer._meta.get_field("external_id").max_length
+
+
+@dataclass
+class CustomerBulkResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[dict] = field(default_factory=list)
+
+
+def customers_upsert_bulk(rows: Sequence[object]) -> CustomerBulkResult:
+    """Create or update many customers by CRM id, all or nothing.
+
+    Each row: ``external_id``, optional ``attributes`` (merged into the
+    stored ones, validated by customer_attributes_clean) and
+    ``marketing_consent``. If any row is invalid nothing is written and every
+    rejected row is reported with its index. An erased customer accepts no
+    personal attribute again. Costs a few queries per 5,000 rows: new
+    customers go in with one COPY (marketing.bulk), changed ones with one
+    UPDATE per batch; rows that change nothing are not written.
+    """
+    definitions = {a.key: a for a in CustomerAttribute.objects.all()}
+    personal = {k for k, a in definitions.items() if a.is_personal}
+    for attempt in range(_WRITE_ATTEMPTS):
+        stored = _customers_stored(
+            row.get("external_id") for row in rows if isinstance(row, Mapping))
+        result = CustomerBulkResult()
+        inserts, updates = _customer_rows_check(rows, stored, definitions, personal, result)
+        if result.rejected:
+            return result
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                rows_insert(Customer, ["external_id", "attributes", "marketing_consent",
+                                       "created_at", "updated_at"],
+                            [(e, a, c, now, now) for e, a, c in inserts])
+                _customers_update(updates, now)
+        except IntegrityError:
+            # Another request created one of these customers meanwhile:
+            # read again, and the row becomes an update.
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
+            continue
+        result.created, result.updated = len(inserts), len(updates)
+        return result
+    raise AssertionError("unreachable")
+
+
+def _customers_stored(external_ids: Iterable[object]) -> dict[str, tuple[int, dict, bool, bool]]:
+    """{external id: (id, attributes, consent, erased)} for the ids that exist."""
+    wanted = [e for e in set(external_ids) if isinstance(e, str) and "\x00" not in e]
+    stored = {}
+    for start in range(0, len(wanted), 5_000):
+        for external_id, pk, attributes, consent, erased_at in Customer.objects.filter(
+            external_id__in=wanted[start:start + 5_000]
+        ).values_list("external_id", "id", "attributes", "marketing_consent", "erased_at"):
+            stored[external_id] = (pk, attributes, consent, erased_at is not None)
+    return stored
+
+
+def _customer_rows_check(rows, stored, definitions, personal, result):
+    inserts: list[tuple] = []
+    updates: list[tuple] = []
+    seen: set[str] = set()
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            result.rejected.append({"index": index, "errors": {"non_field_errors": "must be an object"}})
+            continue
+        errors: dict[str, str] = {str(k): "is not a customer field" for k in row.keys() - CUSTOMER_FIELDS}
+        external_id = row.get("external_id")
+        if not _text_ok(external_id, _EXTERNAL_ID_MAX):
+            errors["external_id"] = (f"must be a non-empty string of at most {_EXTERNAL_ID_MAX} "
+                                     "characters")
+            external_id = None
+        elif external_id in seen:
+            errors["external_id"] = "repeated within this request"
+        else:
+            seen.add(external_id)
+        current = stored.get(external_id) if external_id else None
+        consent = row.get("marketing_consent")
+        if consent is not None and not isinstance(consent, bool):
+            errors["marketing_consent"] = "must be true or false"
+        attributes = row.get("attributes")
+        try:
+            clean = customer_attributes_clean(
+                {} if attributes is None else attributes, definitions=definitions,
+                partial=current is not None)
+        except ValidationError as exc:
+            errors.update({k: "; ".join(v) for k, v in exc.message_dict.items()})
+            clean = {}
+        if current is not None and current[3] and personal & clean.keys():
+            errors["attributes"] = ("the customer's personal data was erased; personal attributes "
+                                    f"{sorted(personal & clean.keys())} are not accepted")
+        if errors:
+            result.rejected.append({"index": index, "errors": errors})
+            continue
+        if current is None:
+            inserts.append((external_id, clean, bool(consent)))
+            continue
+        pk, stored_attributes, stored_consent, _ = current
+        merged = {**stored_attributes, **clean}
+        new_consent = stored_consent if consent is None else consent
+        if merged == stored_attributes and new_consent == stored_consent:
+            result.unchanged += 1
+        else:
+            updates.append((pk, merged, new_consent))
+    return inserts, updates
+
+
+def _customers_update(updates: list[tuple[int, dict, bool]], now: datetime) -> None:
+    if not updates:
+        return
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One statement per batch instead of one per customer.
+            for start in range(0, len(updates), 5_000):
+                batch = updates[start:start + 5_000]
+                cursor.execute(
+                    f"UPDATE {table} AS c SET attributes = v.attributes::jsonb, "
+                    "marketing_consent = v.consent, updated_at = %s "
+                    "FROM unnest(%s::bigint[], %s::text[], %s::boolean[]) AS v(id, attributes, consent) "
+                    "WHERE c.id = v.id",
+                    [now, [u[0] for u in batch], [json.dumps(u[1]) for u in batch],
+                     [u[2] for u in batch]],
+                )
+        else:
+            updated_at = Customer._meta.get_field("updated_at").get_db_prep_save(now, connection)
+            cursor.executemany(
+                f"UPDATE {table} SET attributes = %s, marketing_consent = %s, updated_at = %s "
+                "WHERE id = %s",
+                [(json.dumps(a), c, updated_at, pk) for pk, a, c in updates],
+            )

@@ -34,3 +34,29 @@ def test_the_worker_counts_a_segment_and_a_redelivery_changes_nothing(celery_wor
     finished_at = done.finished_at
     segment_size.delay(run.id).get(timeout=60)
     assert TaskRun.objects.get(id=run.id).finished_at == finished_at
+
+
+def test_the_worker_analyses_an_experiment(celery_worker_process):
+    from datetime import timedelta
+
+    from experiments.models import AnalysisResult, Assignment
+    from experiments.services import experiment_analyse_request
+    from tests.factories import T0, event_make, experiment_make
+
+    experiment = experiment_make()
+    control, email = experiment.arms.order_by("id")
+    for i in range(40):
+        customer = customer_make()
+        Assignment.objects.create(experiment=experiment, customer=customer,
+                                  arm=control if i % 2 else email, assigned_at=T0)
+        if i % 3 == 0:
+            event_make(customer, "purchase", T0 + timedelta(days=1), 25.0)
+    run = experiment_analyse_request(experiment=experiment)
+    done = wait_for(lambda: finished(run.id))
+    assert done.status == TaskRun.Status.SUCCEEDED, done.error
+    result = AnalysisResult.objects.get(id=done.result["analysis_result_id"])
+    assert result.customers == 40
+    arms = {a["arm"]: a for a in result.payload["metrics"][0]["arms"]}
+    # purchases at i = 0, 3, ..., 39: 7 in the email arm (even i), 7 in control (odd i)
+    assert arms["email"]["mean"] == pytest.approx(7 / 20)
+    assert arms["control"]["mean"] == pytest.approx(7 / 20)

@@ -1,0 +1,129 @@
+"""experiment_analyse: SQL sufficient statistics in, an AnalysisResult snapshot out.
+
+The numbers come from experiments.outcomes (the database does the GROUP BY);
+all statistics are experiments.stats. Segment membership is evaluated as of
+the experiment's start, so behaviour caused by the treatment can never move
+a customer between segments (point-in-time breakdowns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db.models import Min
+
+from experiments.models import AnalysisResult, Arm, Experiment, Metric, TaskRun
+from experiments.outcomes import MetricSums, OutcomeTable, outcome_sums
+from experiments.stats.analysis import ExperimentDesign, MetricSpec, analyse_experiment
+from experiments.stats.sufficient import ArmStatistics
+from marketing.segment_rules import segment_members
+
+# Attribute breakdowns keep the most common values; the rest become "other".
+TOP_ATTRIBUTE_VALUES = 5
+MISSING = "(missing)"
+OTHER = "other"
+
+_KIND = {
+    Metric.Aggregation.CONVERTED: "proportion",
+    Metric.Aggregation.COUNT: "mean",
+    Metric.Aggregation.SUM: "mean",
+}
+
+
+def _statistics(sums: MetricSums) -> ArmStatistics:
+    return ArmStatistics(n=sums.n, sum_y=sums.sum_y, sum_y2=sums.sum_y2, sum_x=sums.sum_x,
+                         sum_x2=sums.sum_x2, sum_xy=sums.sum_xy)
+
+
+def _by_metric(cells: dict[int, dict[str, MetricSums]], arms: list[Arm],
+               metrics: list[Metric]) -> dict[str, dict[str, ArmStatistics]]:
+    """metric -> arm name -> statistics; arms without customers get zeros."""
+    empty = MetricSums(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    return {
+        m.name: {a.name: _statistics(cells.get(a.id, {}).get(m.name, empty)) for a in arms}
+        for m in metrics
+    }
+
+
+def _attribute_groups(table: OutcomeTable) -> dict[str, dict[int, dict[str, MetricSums]]]:
+    """Keep the TOP_ATTRIBUTE_VALUES largest groups; sums are additive, so merge the rest."""
+    sizes = {g: sum(next(iter(cells.values())).n for cells in arms.values() if cells)
+             for g, arms in table.items()}
+    ranked = sorted(sizes, key=lambda g: (-sizes[g], str(g)))
+    keep = set(ranked[:TOP_ATTRIBUTE_VALUES])
+    groups: dict[str, dict[int, dict[str, MetricSums]]] = {}
+    for group, arms in table.items():
+        label = (MISSING if group is None else str(group)) if group in keep else OTHER
+        target = groups.setdefault(label, {})
+        for arm_id, cells in arms.items():
+            if arm_id in target:
+                target[arm_id] = {name: target[arm_id][name] + s for name, s in cells.items()}
+            else:
+                target[arm_id] = dict(cells)
+    return groups
+
+
+def experiment_analyse(
+    *, experiment: Experiment, task_run: TaskRun | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> AnalysisResult:
+    """Analyse the experiment as of now and store a snapshot."""
+    report = progress or (lambda fraction, step: None)
+    arms = [a for a in experiment.arms.order_by("id") if a.weight > 0]
+    metrics = list(experiment.metrics.order_by("id"))
+    control = next((a for a in arms if a.is_control), None)
+    if control is None:
+        raise ValueError(f"experiment {experiment.key} has no control arm with positive weight")
+
+    report(0.05, "outcomes per arm")
+    overall = outcome_sums(experiment, metrics).get(None, {})
+    data = _by_metric(overall, arms, metrics)
+
+    as_of = experiment.started_at or experiment.assignments.aggregate(t=Min("assigned_at"))["t"]
+    segments: dict[str, dict] = {}
+    breakdowns = list(experiment.breakdown_segments.all())
+    for i, segment in enumerate(breakdowns):
+        report(0.1 + 0.5 * i / max(len(breakdowns), 1), f"segment {segment.key}")
+        table = outcome_sums(experiment, metrics,
+                             customers=segment_members(segment.rule, as_of=as_of))
+        segments[f"segment:{segment.key}"] = _by_metric(table.get(None, {}), arms, metrics)
+    for attribute in experiment.breakdown_attributes:
+        report(0.6, f"attribute {attribute}")
+        table = outcome_sums(experiment, metrics, group_by_attribute=attribute)
+        for label, cells in _attribute_groups(table).items():
+            segments[f"{attribute}={label}"] = _by_metric(cells, arms, metrics)
+
+    report(0.8, "statistics")
+    previous = experiment.analyses.order_by("-created_at", "-id").first()
+    design = ExperimentDesign(
+        control=control.name, weights={a.name: a.weight for a in arms}, alpha=experiment.alpha,
+        sequential=experiment.sequential_testing,
+        planned_sample_size=experiment.planned_sample_size,
+    )
+    specs = [MetricSpec(name=m.name, kind=_KIND[m.aggregation], role=m.role,
+                        increase_is_good=m.higher_is_better,
+                        minimum_detectable_effect=m.minimum_detectable_effect) for m in metrics]
+    analysis = analyse_experiment(
+        design, specs, data, segments=segments,
+        previous_p_values=_previous_p_values(previous) if design.sequential else None,
+    )
+    payload = analysis.to_dict()
+    report(0.95, "saving")
+    return AnalysisResult.objects.create(
+        experiment=experiment, task_run=task_run, customers=sum(analysis.sample_sizes.values()),
+        decision=payload["decision"]["action"], decision_reasons=payload["decision"]["reasons"],
+        srm_p_value=payload["srm"]["p_value"], payload=payload,
+    )
+
+
+def _previous_p_values(previous: AnalysisResult | None) -> dict[str, dict[str, float]] | None:
+    """Always-valid p-values of the last look: they may only go down over time."""
+    if previous is None:
+        return None
+    out: dict[str, dict[str, float]] = {}
+    for metric in previous.payload.get("metrics", []):
+        for comparison in metric["comparisons"]:
+            p = comparison["sequential"].get("p_value")
+            if p is not None:
+                out.setdefault(metric["metric"], {})[comparison["arm"]] = p
+    return out or None

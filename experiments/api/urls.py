@@ -1,0 +1,34 @@
+"""Experiment endpoints under /api/v1/ (see config/urls.py).
+
+Analysis results, model versions, scores and targeting lists slot in here
+(``experiments/<slug:key>/analyses/`` and so on) with the same view pattern.
+"""
+
+from django.urls import path
+
+from experiments.api import views
+from marketing.api import converters  # noqa: F401 - registers crm_id and id64
+
+urlpatterns = [
+    path("experiments/", views.ExperimentListView.as_view(), name="experiment-list"),
+    path("experiments/<slug:key>/", views.ExperimentDetailView.as_view(),
+         name="experiment-detail"),
+    path("experiments/<slug:key>/start/", views.ExperimentStartView.as_view(),
+         name="experiment-start"),
+    path("experiments/<slug:key>/stop/", views.ExperimentStopView.as_view(),
+         name="experiment-stop"),
+    path("experiments/<slug:key>/assignments/", views.AssignmentListView.as_view(),
+         name="assignment-list"),
+    path("experiments/<slug:key>/assignments/bulk/", views.AssignmentBulkView.as_view(),
+         name="assignment-bulk"),
+    path("experiments/<slug:key>/assignments/<crm_id:external_id>/",
+         views.AssignmentDetailView.as_view(), name="assignment-detail"),
+    path("experiments/<slug:key>/exposures/", views.ExposureListView.as_view(),
+         name="exposure-list"),
+    path("experiments/<slug:key>/conversions/", views.ConversionBulkView.as_view(),
+         name="conversion-bulk"),
+    path("experiments/<slug:key>/outcomes/", views.OutcomesView.as_view(),
+         name="experiment-outcomes"),
+    path("tasks/", views.TaskRunListView.as_view(), name="task-list"),
+    path("tasks/<id64:id>/", views.TaskRunDetailView.as_view(), name="task-detail"),
+]

@@ -1,0 +1,407 @@
+"""Experiments: create, start, stop; assignment; exposures; conversions; tasks.
+
+Each view: check the shape with a serializer, call a service, serialise.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from experiments.api import serializers as s
+from experiments.assignment import assign_customer
+from experiments.models import Assignment, Experiment, Exposure, TaskRun
+from experiments.outcomes import outcome_sums
+from experiments.services import (
+    ArmSpec,
+    MetricSpec,
+    assign_customers,
+    conversions_record,
+    experiment_create,
+    experiment_transition,
+    exposures_record,
+)
+from marketing.api.errors import RowsRejected
+from marketing.api.schema import bulk_error_responses, error_responses
+from marketing.api.views import ListView
+from marketing.models import Campaign, Customer, Event, Segment
+from marketing.services import aware_datetime
+
+EXPERIMENT_KEY = OpenApiParameter("key", str, OpenApiParameter.PATH,
+                                  description="The experiment's key.")
+EXTERNAL_ID = OpenApiParameter("external_id", str, OpenApiParameter.PATH,
+                               description="The CRM's customer id.")
+ARMS_EXAMPLE = [
+    {"name": "control", "weight": 1.0, "is_control": True, "contacts_customer": False},
+    {"name": "email", "weight": 1.0, "is_control": False, "contacts_customer": True},
+]
+METRICS_EXAMPLE = [
+    {"name": "purchase", "event_kind": "purchase", "aggregation": "converted",
+     "role": "primary", "higher_is_better": True},
+    {"name": "revenue", "event_kind": "purchase", "aggregation": "sum", "role": "secondary",
+     "higher_is_better": True},
+]
+EXPERIMENT_IN_EXAMPLE = {
+    "campaign": "summer_email", "key": "summer_email_ab", "name": "Summer e-mail A/B",
+    "hypothesis": "The e-mail raises 14-day conversion.", "arms": ARMS_EXAMPLE,
+    "metrics": METRICS_EXAMPLE, "eligibility_segment": None, "attribution_window_days": 14,
+    "traffic_fraction": 1.0, "layer": "",
+}
+EXPERIMENT_OUT_EXAMPLE = {
+    **EXPERIMENT_IN_EXAMPLE, "status": "running", "salt": "9f2c1a7b3d4e5f60",
+    "started_at": "2026-06-01T12:00:00Z", "ended_at": None, "created_at": "2026-06-01T11:00:00Z",
+}
+DECISION_EXAMPLE = {"customer": "crm-1001", "arm": "email", "reason": "assigned",
+                    "contacts_customer": True, "created": True}
+NO_ARM_EXAMPLE = {"customer": "crm-1002", "arm": None, "reason": "no marketing consent",
+                  "contacts_customer": None, "created": False}
+
+
+def experiment_or_404(key: str) -> Experiment:
+    return get_object_or_404(
+        Experiment.objects.select_related("campaign", "eligibility_segment"), key=key)
+
+
+def _decision(external_id: str, arm, reason: str, created: bool) -> dict:
+    return {"customer": external_id, "arm": arm.name if arm else None, "reason": reason,
+            "contacts_customer": arm.contacts_customer if arm else None, "created": created}
+
+
+class ExperimentListView(ListView):
+    permission_model = Experiment
+    serializer_class = s.ExperimentSerializer
+    filter_class = s.ExperimentFilterSerializer
+
+    @extend_schema(
+        tags=["experiments"], summary="List experiments",
+        parameters=[s.ExperimentFilterSerializer],
+        responses={200: s.ExperimentSerializer(many=True), **error_responses(400, 404)},
+        examples=[OpenApiExample("Experiment", value=EXPERIMENT_OUT_EXAMPLE, response_only=True)],
+    )
+    def get(self, request):
+        return self.list(request, Experiment.objects.select_related(
+            "campaign", "eligibility_segment").prefetch_related("arms", "metrics"))
+
+    @extend_schema(
+        tags=["experiments"], summary="Create a draft experiment with its arms and metrics",
+        request=s.ExperimentInSerializer,
+        responses={201: s.ExperimentSerializer, **error_responses(400, 409)},
+        examples=[OpenApiExample("A/B e-mail test", value=EXPERIMENT_IN_EXAMPLE,
+                                 request_only=True),
+                  OpenApiExample("Created", response_only=True, status_codes=[201],
+                                 value={**EXPERIMENT_OUT_EXAMPLE, "status": "draft",
+                                        "started_at": None})],
+    )
+    def post(self, request):
+        body = s.ExperimentInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        campaign = Campaign.objects.filter(key=data.pop("campaign")).first()
+        if campaign is None:
+            raise ValidationError({"campaign": ["no campaign with this key"]})
+        segment_key = data.pop("eligibility_segment")
+        segment = None
+        if segment_key is not None:
+            segment = Segment.objects.filter(key=segment_key).first()
+            if segment is None:
+                raise ValidationError({"eligibility_segment": ["no segment with this key"]})
+        experiment = experiment_create(
+            campaign=campaign, eligibility_segment=segment,
+            arms=[ArmSpec(**a) for a in data.pop("arms")],
+            metrics=[MetricSpec(**m) for m in data.pop("metrics")], **data)
+        return Response(s.ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
+
+
+class ExperimentDetailView(GenericAPIView):
+    permission_model = Experiment
+    serializer_class = s.ExperimentSerializer
+
+    @extend_schema(
+        tags=["experiments"], summary="One experiment", parameters=[EXPERIMENT_KEY],
+        responses={200: s.ExperimentSerializer, **error_responses(404)},
+        examples=[OpenApiExample("Experiment", value=EXPERIMENT_OUT_EXAMPLE, response_only=True)],
+    )
+    def get(self, request, key: str):
+        return Response(self.get_serializer(experiment_or_404(key)).data)
+
+
+class _TransitionView(GenericAPIView):
+    permission_model = Experiment
+    serializer_class = s.ExperimentSerializer
+    to: str = ""
+
+    def post(self, request, key: str):
+        experiment = experiment_transition(experiment=experiment_or_404(key), to=self.to)
+        return Response(self.get_serializer(experiment).data)
+
+
+def _transition_schema(verb: str, to: str):
+    return extend_schema(
+        tags=["experiments"], summary=f"{verb} the experiment", parameters=[EXPERIMENT_KEY],
+        description=f"Moves the experiment to {to}. Allowed: draft -> running -> stopped -> "
+                    "archived; anything else is a 400.",
+        request=None, responses={200: s.ExperimentSerializer, **error_responses(400, 404)},
+        examples=[OpenApiExample(to.capitalize(), response_only=True,
+                                 value={**EXPERIMENT_OUT_EXAMPLE, "status": to})],
+    )
+
+
+class ExperimentStartView(_TransitionView):
+    to = Experiment.Status.RUNNING
+
+    @_transition_schema("Start", "running")
+    def post(self, request, key: str):
+        return super().post(request, key)
+
+
+class ExperimentStopView(_TransitionView):
+    to = Experiment.Status.STOPPED
+
+    @_transition_schema("Stop", "stopped")
+    def post(self, request, key: str):
+        return super().post(request, key)
+
+
+# --- Assignment ------------------------------------------------------------
+
+class AssignmentListView(ListView):
+    permission_model = Assignment
+    serializer_class = s.AssignmentSerializer
+    filter_class = s.AssignmentFilterSerializer
+
+    @extend_schema(
+        tags=["assignment"], summary="List the experiment's assignments",
+        parameters=[EXPERIMENT_KEY, s.AssignmentFilterSerializer],
+        responses={200: s.AssignmentSerializer(many=True), **error_responses(400, 404)},
+        examples=[OpenApiExample("Assignment", response_only=True, value={
+            "id": 7, "customer": "crm-1001", "arm": "email",
+            "assigned_at": "2026-06-01T12:00:00Z"})],
+    )
+    def get(self, request, key: str):
+        experiment = experiment_or_404(key)
+        return self.list(request, Assignment.objects.filter(experiment=experiment)
+                         .select_related("customer", "arm"))
+
+    @extend_schema(
+        tags=["assignment"], summary="Assign one customer: the arm, or the reason for none",
+        description="Deterministic: the same customer always gets the same arm. A stored "
+                    "assignment is returned as it is.",
+        parameters=[EXPERIMENT_KEY], request=s.AssignInSerializer,
+        responses={200: s.AssignmentDecisionSerializer, **error_responses(400, 404)},
+        examples=[OpenApiExample("Request", value={"customer": "crm-1001"}, request_only=True),
+                  OpenApiExample("Assigned", value=DECISION_EXAMPLE, response_only=True),
+                  OpenApiExample("Not assigned", value=NO_ARM_EXAMPLE, response_only=True)],
+    )
+    def post(self, request, key: str):
+        body = s.AssignInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        experiment = experiment_or_404(key)
+        customer = Customer.objects.filter(external_id=body.validated_data["customer"]).first()
+        if customer is None:
+            raise ValidationError({"customer": ["no customer with this external_id"]})
+        decision = assign_customer(experiment=experiment, customer=customer)
+        return Response(_decision(customer.external_id, decision.arm, decision.reason,
+                                  decision.created))
+
+
+class AssignmentBulkView(GenericAPIView):
+    permission_model = Assignment
+    throttle_scope = "bulk"
+    serializer_class = s.AssignBulkInSerializer
+
+    @extend_schema(
+        tags=["assignment"], summary="Assign up to 10,000 customers",
+        description="One decision per requested customer, in request order, by the same rules "
+                    "as single assignment. Unknown customers are rejected and then nothing is "
+                    "written.",
+        parameters=[EXPERIMENT_KEY], request=s.AssignBulkInSerializer,
+        responses={200: s.AssignBulkResultSerializer, **bulk_error_responses(404, 409)},
+        examples=[
+            OpenApiExample("Request", value={"customers": ["crm-1001", "crm-1002"]},
+                           request_only=True),
+            OpenApiExample("Decisions", response_only=True, value={
+                "assigned": 1, "created": 1, "decisions": [DECISION_EXAMPLE, NO_ARM_EXAMPLE]}),
+        ],
+    )
+    def post(self, request, key: str):
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        experiment = experiment_or_404(key)
+        external_ids = body.validated_data["customers"]
+        result = assign_customers(experiment=experiment, external_ids=external_ids)
+        if result.rejected:
+            raise RowsRejected(result.rejected, total=len(external_ids))
+        decisions = [_decision(*d) for d in result.decisions]
+        return Response({"assigned": sum(1 for d in decisions if d["arm"] is not None),
+                         "created": sum(1 for d in decisions if d["created"]),
+                         "decisions": decisions})
+
+
+class AssignmentDetailView(GenericAPIView):
+    permission_model = Assignment
+    serializer_class = s.AssignmentSerializer
+
+    @extend_schema(
+        tags=["assignment"], summary="A customer's stored assignment (never creates one)",
+        parameters=[EXPERIMENT_KEY, EXTERNAL_ID],
+        responses={200: s.AssignmentSerializer, **error_responses(404)},
+        examples=[OpenApiExample("Assignment", response_only=True, value={
+            "id": 7, "customer": "crm-1001", "arm": "email",
+            "assigned_at": "2026-06-01T12:00:00Z"})],
+    )
+    def get(self, request, key: str, external_id: str):
+        assignment = get_object_or_404(
+            Assignment.objects.select_related("customer", "arm"),
+            experiment__key=key, customer__external_id=external_id)
+        return Response(self.get_serializer(assignment).data)
+
+
+# --- Exposures and conversions ----------------------------------------------
+
+EXPOSURE_EXAMPLE = {"customer": "crm-1001", "exposed_at": "2026-06-01T13:00:00Z",
+                    "idempotency_key": "send-5512"}
+
+
+class ExposureListView(ListView):
+    permission_model = Exposure
+    serializer_class = s.ExposureSerializer
+    filter_class = s.ExposureFilterSerializer
+
+    @extend_schema(
+        tags=["exposures"], summary="List the experiment's exposures",
+        parameters=[EXPERIMENT_KEY, s.ExposureFilterSerializer],
+        responses={200: s.ExposureSerializer(many=True), **error_responses(400, 404)},
+        examples=[OpenApiExample("Exposure", response_only=True,
+                                 value={"id": 3, "arm": "email", **EXPOSURE_EXAMPLE})],
+    )
+    def get(self, request, key: str):
+        experiment = experiment_or_404(key)
+        return self.list(request, Exposure.objects.filter(assignment__experiment=experiment)
+                         .select_related("assignment__customer", "assignment__arm"))
+
+    @extend_schema(
+        tags=["exposures"], summary="Record up to 10,000 exposures",
+        description="The customer actually received the treatment. Idempotent per "
+                    "(assignment, idempotency_key); all or nothing.",
+        parameters=[EXPERIMENT_KEY], request=s.ExposureBulkInSerializer,
+        responses={200: s.RecordResultSerializer, **bulk_error_responses(404, 409)},
+        examples=[OpenApiExample("Request", request_only=True,
+                                 value={"exposures": [EXPOSURE_EXAMPLE]}),
+                  OpenApiExample("Result", response_only=True,
+                                 value={"created": 1, "duplicates": 0})],
+    )
+    def post(self, request, key: str):
+        body = s.ExposureBulkInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        experiment = experiment_or_404(key)
+        rows = body.validated_data["exposures"]
+        # Parse times here; a value that is not one is left for the service to report.
+        parsed = [{**row, "exposed_at": aware_datetime(row.get("exposed_at")) or
+                   row.get("exposed_at")} if isinstance(row, dict) else row for row in rows]
+        result = exposures_record(experiment=experiment, rows=parsed)
+        if result.rejected:
+            raise RowsRejected(result.rejected, total=len(rows))
+        return Response({"created": result.created, "duplicates": result.duplicates})
+
+
+class ConversionBulkView(GenericAPIView):
+    permission_model = Event
+    throttle_scope = "bulk"
+    serializer_class = s.ConversionBulkInSerializer
+
+    @extend_schema(
+        tags=["exposures"], summary="Record up to 10,000 conversions of assigned customers",
+        description="Conversions are events (kind defaults to the primary metric's, e.g. "
+                    "purchase) of customers assigned in this experiment. Idempotent per "
+                    "(source, idempotency_key); all or nothing.",
+        parameters=[EXPERIMENT_KEY], request=s.ConversionBulkInSerializer,
+        responses={200: s.RecordResultSerializer, **bulk_error_responses(404, 409)},
+        examples=[OpenApiExample("Request", request_only=True, value={
+            "source": "shop", "conversions": [{
+                "customer": "crm-1001", "occurred_at": "2026-06-03T18:20:00Z", "value": 59.9,
+                "idempotency_key": "order-77"}]}),
+                  OpenApiExample("Result", response_only=True,
+                                 value={"created": 1, "duplicates": 0})],
+    )
+    def post(self, request, key: str):
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        experiment = experiment_or_404(key)
+        rows = body.validated_data["conversions"]
+        result = conversions_record(experiment=experiment, rows=rows,
+                                    source=body.validated_data["source"])
+        if result.rejected:
+            raise RowsRejected(result.rejected, total=len(rows))
+        return Response({"created": result.created, "duplicates": result.duplicates})
+
+
+class OutcomesView(GenericAPIView):
+    permission_model = Experiment
+    serializer_class = s.OutcomesSerializer
+
+    @extend_schema(
+        tags=["experiments"], summary="Per-arm sufficient statistics of every metric",
+        description="Computed now in the database over the attribution window: n, Σy, Σy², "
+                    "and the pre-assignment covariate sums used by CUPED.",
+        parameters=[EXPERIMENT_KEY],
+        responses={200: s.OutcomesSerializer, **error_responses(404)},
+        examples=[OpenApiExample("Outcomes", response_only=True, value={
+            "experiment": "summer_email_ab", "arms": [{
+                "arm": "control", "is_control": True, "n": 5000, "metrics": {
+                    "purchase": {"n": 5000, "sum_y": 250.0, "sum_y2": 250.0, "sum_x": 210.0,
+                                 "sum_x2": 210.0, "sum_xy": 40.0}}}]})],
+    )
+    def get(self, request, key: str):
+        experiment = experiment_or_404(key)
+        table = outcome_sums(experiment).get(None, {})
+        arms = []
+        for arm in experiment.arms.order_by("id"):
+            sums = table.get(arm.id, {})
+            arms.append({
+                "arm": arm.name, "is_control": arm.is_control,
+                "n": next(iter(sums.values())).n if sums else 0,
+                "metrics": {name: vars(m) for name, m in sums.items()},
+            })
+        return Response({"experiment": experiment.key, "arms": arms})
+
+
+# --- Tasks -------------------------------------------------------------------
+
+TASK_EXAMPLE = {"id": 42, "name": "segment_size", "status": "succeeded", "progress": 1.0,
+                "step": "done", "params": {"segment_id": 3},
+                "result": {"segment_id": 3, "members": 1840}, "error": "",
+                "created_at": "2026-06-02T08:00:00Z", "started_at": "2026-06-02T08:00:01Z",
+                "finished_at": "2026-06-02T08:00:02Z"}
+
+
+class TaskRunListView(ListView):
+    permission_model = TaskRun
+    serializer_class = s.TaskRunSerializer
+    filter_class = s.TaskRunFilterSerializer
+
+    @extend_schema(
+        tags=["tasks"], summary="List background tasks",
+        parameters=[s.TaskRunFilterSerializer],
+        responses={200: s.TaskRunSerializer(many=True), **error_responses(400, 404)},
+        examples=[OpenApiExample("Task", value=TASK_EXAMPLE, response_only=True)],
+    )
+    def get(self, request):
+        return self.list(request, TaskRun.objects.all())
+
+
+class TaskRunDetailView(GenericAPIView):
+    permission_model = TaskRun
+    serializer_class = s.TaskRunSerializer
+
+    @extend_schema(
+        tags=["tasks"], summary="A background task's status, progress and result",
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
+        responses={200: s.TaskRunSerializer, **error_responses(404)},
+        examples=[OpenApiExample("Task", value=TASK_EXAMPLE, response_only=True)],
+    )
+    def get(self, request, id: int):  # noqa: A002 - the path parameter's name
+        return Response(self.get_serializer(get_object_or_404(TaskRun, pk=id)).data)

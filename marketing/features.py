@@ -1,0 +1,205 @@
+"""The one feature builder, for training and scoring alike (no train/serve skew).
+
+Features describe a customer as of a cutoff time and use only events strictly
+before it: for training the cutoff is the customer's assignment time, for
+scoring it is "now". Per customer:
+
+- declared, non-personal CRM attributes (numeric, boolean, categorical);
+- per event kind and window N in ``windows``: ``<kind>s_<N>d`` (count);
+- ``revenue_<N>d`` (sum of purchase value) per window;
+- ``days_since_<kind>``: days since the last event of the kind within the
+  longest window (``max(windows) + 1`` when there is none);
+- optionally the last ``sequence_length`` events (kind, value, days before
+  the cutoff) for sequence models.
+
+Aggregates are one SQL GROUP BY per chunk of customers; memory is bounded
+by the chunk size, never by the number of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+
+from marketing.models import Customer, CustomerAttribute, Event
+from marketing.sql_time import comparable, days_between, shifted
+
+DEFAULT_KINDS = ("purchase", "visit", "email_open", "email_click")
+DEFAULT_WINDOWS = (30, 90, 365)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What to compute; stored with each model version so scoring rebuilds it exactly."""
+
+    attributes: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = DEFAULT_KINDS
+    windows: tuple[int, ...] = DEFAULT_WINDOWS
+    sequence_length: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> FeatureSpec:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    @property
+    def behaviour_columns(self) -> list[str]:
+        columns = [f"{kind}s_{days}d" for kind in self.kinds for days in self.windows]
+        columns += [f"revenue_{days}d" for days in self.windows]
+        columns += [f"days_since_{kind}" for kind in self.kinds]
+        return columns
+
+
+def feature_spec_default() -> FeatureSpec:
+    """All declared attributes that are not personal data, default aggregates."""
+    keys = CustomerAttribute.objects.filter(is_personal=False).order_by("key")
+    return FeatureSpec(attributes=tuple(keys.values_list("key", flat=True)))
+
+
+@dataclass
+class FeatureChunk:
+    customer_ids: np.ndarray
+    frame: pd.DataFrame  # one row per customer id, in customer_ids order
+    sequences: list[list[tuple[int, float, float]]] = field(default_factory=list)
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _aggregate_sql(spec: FeatureSpec, source_sql: str, source_params: list) -> tuple[str, list]:
+    """One GROUP BY over events joined to (customer_id, cutoff) pairs."""
+    horizon = max(spec.windows)
+    event = comparable("e.occurred_at")
+    select, params = [], []
+    for kind in spec.kinds:
+        for days in spec.windows:
+            start, p = shifted("s.cutoff", -days)
+            select.append(f"SUM(CASE WHEN e.kind = %s AND {event} >= {start} THEN 1 ELSE 0 END)")
+            params += [kind, *p]
+    for days in spec.windows:
+        start, p = shifted("s.cutoff", -days)
+        select.append(
+            f"SUM(CASE WHEN e.kind = %s AND {event} >= {start} THEN e.value ELSE 0 END)")
+        params += [Event.Kind.PURCHASE, *p]
+    for kind in spec.kinds:
+        last = "MAX(CASE WHEN e.kind = %s THEN e.occurred_at END)"
+        select.append(f"COALESCE({days_between('s.cutoff', last)}, %s)")
+        params += [kind, horizon + 1]
+    start, start_params = shifted("s.cutoff", -horizon)
+    sql = f"""
+        SELECT s.customer_id, {", ".join(select)}
+        FROM ({source_sql}) s
+        LEFT JOIN {_q(Event._meta.db_table)} e ON e.customer_id = s.customer_id
+            AND e.kind IN ({", ".join(["%s"] * len(spec.kinds))})
+            AND {event} < {comparable("s.cutoff")} AND {event} >= {start}
+        GROUP BY s.customer_id, s.cutoff
+        ORDER BY s.customer_id
+    """
+    return sql, [*params, *source_params, *spec.kinds, *start_params]
+
+
+def _sequence_sql(spec: FeatureSpec, source_sql: str, source_params: list) -> tuple[str, list]:
+    """The last ``sequence_length`` events before each cutoff (window function)."""
+    sql = f"""
+        SELECT customer_id, kind, value, gap FROM (
+            SELECT s.customer_id, e.kind, e.value,
+                   {days_between("s.cutoff", "e.occurred_at")} AS gap,
+                   ROW_NUMBER() OVER (PARTITION BY s.customer_id
+                                      ORDER BY e.occurred_at DESC, e.id DESC) AS rn
+            FROM ({source_sql}) s
+            JOIN {_q(Event._meta.db_table)} e ON e.customer_id = s.customer_id
+                AND {comparable("e.occurred_at")} < {comparable("s.cutoff")}
+        ) ranked
+        WHERE rn <= %s
+        ORDER BY customer_id, gap DESC
+    """
+    return sql, [*source_params, spec.sequence_length]
+
+
+def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray) -> pd.DataFrame:
+    attributes = dict(Customer.objects.filter(id__in=customer_ids.tolist())
+                      .values_list("id", "attributes"))
+    kinds = dict(CustomerAttribute.objects.filter(key__in=spec.attributes)
+                 .values_list("key", "kind"))
+    columns = {}
+    for key in spec.attributes:
+        values = [attributes.get(int(c), {}).get(key) for c in customer_ids]
+        if kinds.get(key) == CustomerAttribute.Kind.CATEGORICAL:
+            columns[key] = pd.Series(values, dtype="object")
+        else:  # numeric and boolean become floats; missing stays NaN for the model
+            columns[key] = pd.Series([np.nan if v is None else float(v) for v in values],
+                                     dtype="float64")
+    return pd.DataFrame(columns)
+
+
+def _sequences(spec: FeatureSpec, source_sql: str, source_params: list,
+               ids: np.ndarray) -> list[list[tuple[int, float, float]]]:
+    """Per customer (in ``ids`` order): [(kind index, value, days before cutoff), ...], oldest first."""
+    kind_index = {kind: i for i, kind in enumerate(Event.Kind.values)}
+    sql, params = _sequence_sql(spec, source_sql, source_params)
+    by_customer: dict[int, list] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for customer_id, kind, value, gap in cursor.fetchall():
+            by_customer.setdefault(customer_id, []).append(
+                (kind_index[kind], float(value), float(gap)))
+    return [by_customer.get(int(c), []) for c in ids]
+
+
+def assignment_cutoffs(experiment_id: int) -> tuple[str, list]:
+    """Training rows: each assigned customer as of their own assignment time."""
+    from experiments.models import Assignment  # experiments depends on marketing, not back
+
+    table = _q(Assignment._meta.db_table)
+    return (f"SELECT customer_id, assigned_at AS cutoff FROM {table} WHERE experiment_id = %s",
+            [experiment_id])
+
+
+def fixed_cutoff(cutoff: datetime, customer_sql: str | None = None,
+                 customer_params: list | None = None) -> tuple[str, list]:
+    """Scoring rows: customers (all, or the ids ``customer_sql`` selects) as of one time."""
+    table = _q(Customer._meta.db_table)
+    where, params = "", []
+    if customer_sql:
+        where, params = f" WHERE c.id IN ({customer_sql})", list(customer_params or [])
+    cutoff_value = connection.ops.adapt_datetimefield_value(cutoff)
+    cast = "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
+    return (f"SELECT c.id AS customer_id, {cast} AS cutoff FROM {table} c{where}",
+            [cutoff_value, *params])
+
+
+def features_build(
+    *, spec: FeatureSpec, source: tuple[str, list], chunk_size: int = 50_000,
+) -> Iterator[FeatureChunk]:
+    """Features for each (customer_id, cutoff) row of ``source``, chunked by id.
+
+    ``source`` is (sql, params) selecting ``customer_id`` and ``cutoff`` with
+    one row per customer: ``assignment_cutoffs`` or ``fixed_cutoff``.
+    """
+    source_sql, source_params = source
+    last_id = 0
+    while True:
+        chunk_sql = (f"SELECT * FROM ({source_sql}) src WHERE src.customer_id > %s "
+                     f"ORDER BY src.customer_id LIMIT {int(chunk_size)}")
+        chunk_params = [*source_params, last_id]
+        sql, params = _aggregate_sql(spec, chunk_sql, chunk_params)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        behaviour = pd.DataFrame([r[1:] for r in rows], columns=spec.behaviour_columns,
+                                 dtype="float64")
+        frame = pd.concat([_attribute_frame(spec, ids), behaviour], axis=1)
+        sequences = _sequences(spec, chunk_sql, chunk_params, ids) if spec.sequence_length else []
+        yield FeatureChunk(customer_ids=ids, frame=frame, sequences=sequences)
+        last_id = int(ids[-1])
