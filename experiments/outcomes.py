@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -67,21 +68,11 @@ def _attribute_sql(key: str) -> tuple[str, list]:
             "ELSE CAST(json_extract(c.attributes, %s) AS TEXT) END"), [path, path]
 
 
-def outcome_sums(
-    experiment: Experiment,
-    metrics: Sequence[Metric] | None = None,
-    *,
-    customers: QuerySet[Customer] | None = None,
-    group_by_attribute: str | None = None,
-) -> OutcomeTable:
-    """Sufficient statistics per (group, arm, metric) in one SQL query.
-
-    ``customers`` restricts to a subset (a segment's members);
-    ``group_by_attribute`` splits by a customer attribute's value.
-    """
-    metrics = list(metrics if metrics is not None else experiment.metrics.all())
-    if not metrics:
-        return {}
+def _per_assignment_sql(
+    experiment: Experiment, metrics: Sequence[Metric], *,
+    customers: QuerySet[Customer] | None, group_by_attribute: str | None,
+) -> tuple[str, list]:
+    """One row per assignment: id, customer_id, arm_id, grp, y0, x0, y1, x1, ..."""
     within, after, window_params = _window_conditions(experiment.attribution_window_days)
     per_customer, params = [], []
     for i, metric in enumerate(metrics):
@@ -102,27 +93,43 @@ def outcome_sums(
         sub_sql, sub_params = customers.values("id").query.sql_with_params()
         where += f" AND a.customer_id IN ({sub_sql})"
         where_params += list(sub_params)
+    sql = f"""
+        SELECT a.id, a.customer_id, a.arm_id, {group_sql} AS grp, {", ".join(per_customer)}
+        FROM {_q(Assignment._meta.db_table)} a
+        {join_customer}
+        LEFT JOIN {_q(Event._meta.db_table)} e ON e.customer_id = a.customer_id
+            AND e.kind IN ({", ".join(["%s"] * len(kinds))}) AND {within}
+        WHERE {where}
+        GROUP BY a.id, a.customer_id, a.arm_id, grp
+    """
+    return sql, [*group_params, *params, *kinds, *window_params, *where_params]
+
+
+def outcome_sums(
+    experiment: Experiment,
+    metrics: Sequence[Metric] | None = None,
+    *,
+    customers: QuerySet[Customer] | None = None,
+    group_by_attribute: str | None = None,
+) -> OutcomeTable:
+    """Sufficient statistics per (group, arm, metric) in one SQL query.
+
+    ``customers`` restricts to a subset (a segment's members);
+    ``group_by_attribute`` splits by a customer attribute's value.
+    """
+    metrics = list(metrics if metrics is not None else experiment.metrics.all())
+    if not metrics:
+        return {}
+    inner, params = _per_assignment_sql(experiment, metrics, customers=customers,
+                                        group_by_attribute=group_by_attribute)
     sums = ", ".join(
         f"SUM(y{i}), SUM(y{i} * y{i}), SUM(x{i}), SUM(x{i} * x{i}), SUM(x{i} * y{i})"
         for i in range(len(metrics))
     )
-    sql = f"""
-        SELECT s.grp, s.arm_id, COUNT(*), {sums}
-        FROM (
-            SELECT a.id, a.arm_id, {group_sql} AS grp, {", ".join(per_customer)}
-            FROM {_q(Assignment._meta.db_table)} a
-            {join_customer}
-            LEFT JOIN {_q(Event._meta.db_table)} e ON e.customer_id = a.customer_id
-                AND e.kind IN ({", ".join(["%s"] * len(kinds))}) AND {within}
-            WHERE {where}
-            GROUP BY a.id, a.arm_id, grp
-        ) s
-        GROUP BY s.grp, s.arm_id
-    """
-    all_params = [*group_params, *params, *kinds, *window_params, *where_params]
+    sql = f"SELECT s.grp, s.arm_id, COUNT(*), {sums} FROM ({inner}) s GROUP BY s.grp, s.arm_id"
     table: OutcomeTable = defaultdict(dict)
     with connection.cursor() as cursor:
-        cursor.execute(sql, all_params)
+        cursor.execute(sql, params)
         for row in cursor.fetchall():
             group, arm_id, n, *values = row
             table[group][arm_id] = {
@@ -130,3 +137,25 @@ def outcome_sums(
                 for i, metric in enumerate(metrics)
             }
     return dict(table)
+
+
+@dataclass(frozen=True)
+class OutcomeRows:
+    """Per assigned customer, ordered by customer id: for training, not for analysis."""
+
+    customer_ids: np.ndarray
+    arm_ids: np.ndarray
+    y: np.ndarray
+
+
+def outcome_rows(experiment: Experiment, metric: Metric) -> OutcomeRows:
+    """The metric's outcome for every assigned customer (one row each)."""
+    inner, params = _per_assignment_sql(experiment, [metric], customers=None,
+                                        group_by_attribute=None)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT s.customer_id, s.arm_id, s.y0 FROM ({inner}) s "
+                       f"ORDER BY s.customer_id", params)
+        rows = cursor.fetchall()
+    data = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    return OutcomeRows(customer_ids=data[:, 0].astype(np.int64),
+                       arm_ids=data[:, 1].astype(np.int64), y=data[:, 2])

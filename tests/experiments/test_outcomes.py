@@ -70,3 +70,14 @@ def test_boolean_attributes_group_as_true_false_on_every_database(experiment):
     Customer.objects.filter(assignments__arm=control).update(attributes={"vip": True})
     grouped = outcome_sums(exp, group_by_attribute="vip")
     assert set(grouped) == {"true", None}
+
+
+def test_outcome_rows_give_each_customer_their_own_outcome(experiment):
+    from experiments.outcomes import outcome_rows
+
+    exp, control, email = experiment
+    rows = outcome_rows(exp, exp.metrics.get(name="revenue"))
+    assert list(rows.y) == [10.0, 0.0, 25.0, 0.0]  # a, b, c, d in customer-id order
+    assert list(rows.arm_ids) == [control.id, control.id, email.id, email.id]
+    converted = outcome_rows(exp, exp.metrics.get(name="purchase"))
+    assert list(converted.y) == [1.0, 0.0, 1.0, 0.0]
