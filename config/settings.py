@@ -126,3 +126,54 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+
+# --- REST API (marketing.api, experiments.api) -----------------------------
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI served locally, no CDN
+API_BULK_MAX_ROWS = 10_000
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "marketing.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["marketing.api.permissions.ApiAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["marketing.api.throttling.ClientRateThrottle"],
+    # Per API key (or staff user, or address). "bulk" covers requests of up to
+    # API_BULK_MAX_ROWS rows, so it is per request, not per row.
+    "DEFAULT_THROTTLE_RATES": {
+        "read": env_str("API_THROTTLE_READ", "6000/min"),
+        "write": env_str("API_THROTTLE_WRITE", "3000/min"),
+        "bulk": env_str("API_THROTTLE_BULK", "120/min"),
+    },
+    "DEFAULT_PARSER_CLASSES": ["marketing.api.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "marketing.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Campaign experimentation API",
+    "DESCRIPTION": (
+        "REST API for CRM integrations: customers, events, segments, campaigns, experiments, "
+        "assignment, exposures, conversions and background tasks.\n\n"
+        "**Authentication**: `Authorization: Api-Key <prefix>.<secret>` (read scope: GET; "
+        "write scope: everything), or an admin session for staff users.\n\n"
+        "**Errors** always have the shape `{\"error\": {\"code\", \"message\", \"fields\", "
+        "\"rows\"}}`: `fields` maps a JSON path of the request to messages, `rows` lists the "
+        "rejected items of a bulk request by index. A bulk request is applied fully or not "
+        "at all.\n\n"
+        "**Lists** are cursor-paginated (`next`/`previous` links; `page_size` up to 1000)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "EventKindEnum": "marketing.models.Event.Kind",
+        "TaskStatusEnum": "experiments.models.TaskRun.Status",
+        "ExperimentStatusEnum": "experiments.models.Experiment.Status",
+        "CampaignStatusEnum": "marketing.models.Campaign.Status",
+    },
+}

@@ -10,10 +10,21 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from experiments.models import Arm, Assignment, Experiment, Exposure, Metric, TaskRun
+from experiments.models import (
+    Arm,
+    Assignment,
+    Experiment,
+    Exposure,
+    Metric,
+    ModelVersion,
+    TaskRun,
+)
+from experiments.scoring import score_plan
 from experiments.task_runs import task_run_queue
-from experiments.tasks import experiment_analyse_task
+from experiments.tasks import customers_score_task, experiment_analyse_task, uplift_model_train_task
 from marketing.models import Campaign, Segment
+from models_dl import available_estimators
+from models_dl.baselines import CAUSALML_LEARNERS
 
 
 @dataclass(frozen=True)
@@ -122,26 +133,33 @@ def exposures_record(*, experiment: Experiment, rows: Sequence[dict]) -> Exposur
     ``idempotency_key``. A customer must already be assigned; rows are
     rejected with their index otherwise, and then nothing is written.
     """
-    external_ids = {r.get("customer") for r in rows}
+    external_ids = {r.get("customer") for r in rows
+                    if isinstance(r, dict) and isinstance(r.get("customer"), str)}
+    external_ids = [e for e in external_ids if "\x00" not in e]
     assignments = dict(
         Assignment.objects.filter(experiment=experiment, customer__external_id__in=external_ids)
         .values_list("customer__external_id", "id")
     )
     rejected, exposures, keys = [], [], set()
     for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            rejected.append({"index": index, "errors": {"non_field_errors": "must be an object"}})
+            continue
         errors = {}
-        assignment_id = assignments.get(row.get("customer"))
+        customer = row.get("customer")
+        assignment_id = assignments.get(customer) if isinstance(customer, str) else None
         if assignment_id is None:
             errors["customer"] = f"{row.get('customer')!r} is not assigned in {experiment.key}"
         exposed_at = row.get("exposed_at")
         if not isinstance(exposed_at, datetime) or timezone.is_naive(exposed_at):
             errors["exposed_at"] = "must be a timezone-aware datetime"
         key = row.get("idempotency_key")
-        if not key or not isinstance(key, str):
-            errors["idempotency_key"] = "is required"
+        if not key or not isinstance(key, str) or len(key) > 128 or "\x00" in key:
+            errors["idempotency_key"] = "is required: a string of at most 128 characters"
         elif (assignment_id, key) in keys:
             errors["idempotency_key"] = "repeated within this request"
-        keys.add((assignment_id, key))
+        else:
+            keys.add((assignment_id, key))
         if errors:
             rejected.append({"index": index, "errors": errors})
         else:
@@ -283,8 +301,9 @@ def conversions_record(*, experiment: Experiment, rows: Sequence[object], source
     kinds = {m.event_kind for m in metrics}
     default_kind = next(m.event_kind for m in metrics if m.role == Metric.Role.PRIMARY)
     rows = [{"kind": default_kind, **row} if isinstance(row, Mapping) else row for row in rows]
-    external_ids = {r.get("customer") for r in rows if isinstance(r, Mapping)}
-    external_ids = sorted(e for e in external_ids if isinstance(e, str) and "\x00" not in e)
+    external_ids = sorted({r.get("customer") for r in rows
+                           if isinstance(r, Mapping) and isinstance(r.get("customer"), str)
+                           and "\x00" not in r.get("customer")})
     assigned: set[str] = set()
     for chunk in _chunks(external_ids):
         assigned.update(Assignment.objects.filter(
@@ -294,10 +313,11 @@ def conversions_record(*, experiment: Experiment, rows: Sequence[object], source
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
             continue
-        if row.get("customer") not in assigned:
+        customer, kind = row.get("customer"), row["kind"]
+        if not isinstance(customer, str) or customer not in assigned:
             extra.setdefault(index, {})["customer"] = (
-                f"{row.get('customer')!r} is not assigned in {experiment.key}")
-        if row["kind"] not in kinds:
+                f"{customer!r} is not assigned in {experiment.key}")
+        if not isinstance(kind, str) or kind not in kinds:
             extra.setdefault(index, {})["kind"] = (
                 f"must be one of the experiment's metric kinds {sorted(kinds)}")
     events, rejected = events_validate(rows, source=source)
@@ -310,3 +330,42 @@ def conversions_record(*, experiment: Experiment, rows: Sequence[object], source
     if rejected:
         return EventRecordResult(rejected=rejected)
     return events_write(events, source=source)
+
+
+def uplift_model_train_request(
+    *, experiment: Experiment, estimators: Sequence[str] = ("default",),
+    baselines: Sequence[str] = ("X",), metric: str | None = None,
+    estimator_params: dict | None = None, random_state: int = 0,
+) -> TaskRun:
+    """Queue training of uplift models on the experiment; returns the TaskRun."""
+    unknown = [name for name in estimators if name not in available_estimators()]
+    if unknown or not estimators:
+        raise ValidationError({"estimators": f"choose from {available_estimators()}"})
+    if any(name not in CAUSALML_LEARNERS for name in baselines):
+        raise ValidationError({"baselines": f"choose from {list(CAUSALML_LEARNERS)}"})
+    if metric is not None and not experiment.metrics.filter(name=metric).exists():
+        raise ValidationError({"metric": f"{experiment.key} has no metric {metric!r}"})
+    if not experiment.assignments.exists():
+        raise ValidationError({"experiment": f"{experiment.key} has no assigned customers"})
+    return task_run_queue(
+        name="uplift_model_train", task=uplift_model_train_task,
+        params={"experiment_id": experiment.id, "estimators": list(estimators),
+                "baselines": list(baselines), "metric": metric,
+                "estimator_params": estimator_params or {}, "random_state": random_state})
+
+
+def customers_score_request(
+    *, model_version: ModelVersion, segment: Segment | None = None, chunk_size: int = 50_000,
+) -> TaskRun:
+    """Queue scoring of every (or every segment) customer with a ready model version."""
+    if model_version.status != ModelVersion.Status.READY:
+        raise ValidationError({"model_version": f"version {model_version.id} is "
+                                                f"{model_version.status}, not ready"})
+    if chunk_size < 1:
+        raise ValidationError({"chunk_size": "must be positive"})
+    chunks = len(score_plan(chunk_size=chunk_size))
+    return task_run_queue(
+        name="customers_score", task=customers_score_task,
+        params={"model_version_id": model_version.id,
+                "segment_id": segment.id if segment else None, "chunk_size": chunk_size,
+                "chunks": chunks, "cutoff": timezone.now().isoformat()})

@@ -43,6 +43,20 @@ def task_run_progress(run_id: int, progress: float, step: str) -> None:
     TaskRun.objects.filter(id=run_id).update(progress=max(0.0, min(1.0, progress)), step=step[:200])
 
 
+def task_run_fail(run_id: int, exc: BaseException) -> None:
+    TaskRun.objects.filter(id=run_id).update(
+        status=TaskRun.Status.FAILED, finished_at=timezone.now(),
+        error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
+    )
+
+
+def task_run_succeed(run_id: int, result: dict) -> None:
+    TaskRun.objects.filter(id=run_id).update(
+        status=TaskRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=1.0,
+        step="done", result=result,
+    )
+
+
 @contextmanager
 def task_run_tracking(run_id: int):
     """Claim the run, yield it (None if not ours), and record success or failure."""
@@ -53,12 +67,6 @@ def task_run_tracking(run_id: int):
     try:
         yield run
     except Exception as exc:
-        TaskRun.objects.filter(id=run_id).update(
-            status=TaskRun.Status.FAILED, finished_at=timezone.now(),
-            error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
-        )
+        task_run_fail(run_id, exc)
         raise
-    TaskRun.objects.filter(id=run_id).update(
-        status=TaskRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=1.0,
-        step="done", result=run.result,
-    )
+    task_run_succeed(run_id, run.result)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from datetime import datetime
+
+from celery import chord, shared_task
+from django.db.models import F
 
 from experiments.analysis import experiment_analyse
-from experiments.models import Experiment
-from experiments.task_runs import task_run_progress, task_run_tracking
+from experiments.models import Experiment, ModelVersion, TaskRun
+from experiments.scoring import ChunkPlan, score_chunk, score_plan
+from experiments.task_runs import (
+    task_run_claim,
+    task_run_fail,
+    task_run_progress,
+    task_run_succeed,
+    task_run_tracking,
+)
+from experiments.training import uplift_model_train
+from marketing.models import Segment
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -21,3 +33,64 @@ def experiment_analyse_task(run_id: int) -> None:
             progress=lambda fraction, step: task_run_progress(run_id, fraction, step),
         )
         run.result = {"analysis_result_id": result.id, "decision": result.decision}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def uplift_model_train_task(run_id: int) -> None:
+    """Train, evaluate and register uplift models for an experiment."""
+    with task_run_tracking(run_id) as run:
+        if run is None:
+            return
+        params = run.params
+        experiment = Experiment.objects.get(id=params["experiment_id"])
+        metric = experiment.metrics.get(name=params["metric"]) if params.get("metric") else None
+        versions = uplift_model_train(
+            experiment=experiment, metric=metric,
+            estimators=params.get("estimators", ["default"]),
+            baselines=params.get("baselines", ["X"]),
+            estimator_params=params.get("estimator_params"),
+            random_state=params.get("random_state", 0), task_run=run,
+            progress=lambda fraction, step: task_run_progress(run_id, fraction, step),
+        )
+        run.result = {"model_version_ids": [v.id for v in versions],
+                      "champion_ids": [v.id for v in versions if v.is_champion]}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def customers_score_task(run_id: int) -> None:
+    """Plan the chunks and fan them out; the chord's callback closes the run."""
+    run = task_run_claim(run_id)
+    if run is None:
+        return
+    try:
+        chunks = score_plan(chunk_size=run.params.get("chunk_size", 50_000))
+        cutoff = run.params["cutoff"]
+        header = [customers_score_chunk_task.s(run_id, c.low, c.high, cutoff) for c in chunks]
+        TaskRun.objects.filter(id=run_id).update(step=f"scoring {len(chunks)} chunks")
+        chord(header)(customers_score_finish_task.s(run_id))
+    except Exception as exc:
+        task_run_fail(run_id, exc)
+        raise
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def customers_score_chunk_task(run_id: int, low: int, high: int, cutoff: str) -> int:
+    """Score one id range. Replaces that range's rows, so a retry is harmless."""
+    run = TaskRun.objects.get(id=run_id)
+    try:
+        version = ModelVersion.objects.get(id=run.params["model_version_id"])
+        segment_id = run.params.get("segment_id")
+        written = score_chunk(
+            version=version, chunk=ChunkPlan(low, high), cutoff=datetime.fromisoformat(cutoff),
+            segment=Segment.objects.get(id=segment_id) if segment_id else None)
+    except Exception as exc:
+        task_run_fail(run_id, exc)
+        raise
+    total = max(int(run.params.get("chunks", 1)), 1)
+    TaskRun.objects.filter(id=run_id).update(progress=F("progress") + 1.0 / total)
+    return written
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def customers_score_finish_task(written: list[int], run_id: int) -> None:
+    task_run_succeed(run_id, {"customers_scored": int(sum(written)), "chunks": len(written)})

@@ -27,14 +27,13 @@ from experiments.services import (
 )
 from marketing.api.errors import RowsRejected
 from marketing.api.schema import bulk_error_responses, error_responses
-from marketing.api.views import ListView
+from marketing.api.views import EXTERNAL_ID, ListView
 from marketing.models import Campaign, Customer, Event, Segment
 from marketing.services import aware_datetime
 
-EXPERIMENT_KEY = OpenApiParameter("key", str, OpenApiParameter.PATH,
-                                  description="The experiment's key.")
-EXTERNAL_ID = OpenApiParameter("external_id", str, OpenApiParameter.PATH,
-                               description="The CRM's customer id.")
+EXPERIMENT_KEY = OpenApiParameter(
+    "key", str, OpenApiParameter.PATH, description="The experiment's key.",
+    examples=[OpenApiExample("Experiment", value="summer_email_ab")])
 ARMS_EXAMPLE = [
     {"name": "control", "weight": 1.0, "is_control": True, "contacts_customer": False},
     {"name": "email", "weight": 1.0, "is_control": False, "contacts_customer": True},
@@ -399,7 +398,8 @@ class TaskRunDetailView(GenericAPIView):
 
     @extend_schema(
         tags=["tasks"], summary="A background task's status, progress and result",
-        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH,
+                                     examples=[OpenApiExample("Task", value=42)])],
         responses={200: s.TaskRunSerializer, **error_responses(404)},
         examples=[OpenApiExample("Task", value=TASK_EXAMPLE, response_only=True)],
     )

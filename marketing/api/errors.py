@@ -62,8 +62,11 @@ def flatten_errors(detail: object, path: str = "", out: dict | None = None) -> d
     out = {} if out is None else out
     if isinstance(detail, dict):
         for key, value in detail.items():
-            key = str(key)
-            child = key if not path else (path if key == NON_FIELD else f"{path}.{key}")
+            if isinstance(key, int):  # DRF keys a list's item errors by position
+                child = f"{path}[{key}]"
+            else:
+                key = str(key)
+                child = key if not path else (path if key == NON_FIELD else f"{path}.{key}")
             flatten_errors(value, child, out)
     elif isinstance(detail, list) and any(isinstance(v, (dict, list)) for v in detail):
         for index, value in enumerate(detail):

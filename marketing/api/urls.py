@@ -2,8 +2,10 @@
 
 from django.urls import path
 
-from marketing.api import converters  # noqa: F401 - registers crm_id and id64
-from marketing.api import views
+from marketing.api import (
+    converters,  # noqa: F401 - registers crm_id and id64
+    views,
+)
 
 urlpatterns = [
     path("customer-attributes/", views.CustomerAttributeListView.as_view(),

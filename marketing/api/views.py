@@ -31,9 +31,14 @@ CUSTOMER_EXAMPLE = {"external_id": "crm-1001", "attributes": {"age": 34, "channe
                     "marketing_consent": True}
 CUSTOMER_OUT_EXAMPLE = {**CUSTOMER_EXAMPLE, "created_at": "2026-06-01T12:00:00Z",
                         "updated_at": "2026-06-02T08:30:00Z", "erased_at": None}
-EXTERNAL_ID = OpenApiParameter("external_id", str, OpenApiParameter.PATH,
-                               description="The CRM's customer id.")
-KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="The object's key.")
+EXTERNAL_ID = OpenApiParameter(
+    "external_id", str, OpenApiParameter.PATH, description="The CRM's customer id.",
+    examples=[OpenApiExample("Customer", value="crm-1001")])
+SEGMENT_KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="The segment's key.",
+                               examples=[OpenApiExample("Segment", value="frequent_web")])
+CAMPAIGN_KEY = OpenApiParameter(
+    "key", str, OpenApiParameter.PATH, description="The campaign's key.",
+    examples=[OpenApiExample("Campaign", value="summer_email")])
 
 
 def requester(request) -> str:
@@ -304,7 +309,7 @@ class SegmentDetailView(GenericAPIView):
     serializer_class = s.SegmentSerializer
 
     @extend_schema(
-        tags=["segments"], summary="One segment", parameters=[KEY],
+        tags=["segments"], summary="One segment", parameters=[SEGMENT_KEY],
         responses={200: s.SegmentSerializer, **error_responses(404)},
         examples=[OpenApiExample("Segment", value=SEGMENT_OUT_EXAMPLE, response_only=True)],
     )
@@ -325,7 +330,7 @@ class SegmentCountView(GenericAPIView):
     @extend_schema(
         tags=["segments"], summary="Count the segment's members in the background",
         description="Returns the queued task; poll GET /api/v1/tasks/{id}/ for the count.",
-        parameters=[KEY], request=None,
+        parameters=[SEGMENT_KEY], request=None,
         responses={202: TaskRunSerializer, **error_responses(404)},
         examples=[OpenApiExample("Queued", value=TASK_QUEUED_EXAMPLE, response_only=True,
                                  status_codes=[202])],
@@ -377,7 +382,7 @@ class CampaignDetailView(GenericAPIView):
     serializer_class = s.CampaignSerializer
 
     @extend_schema(
-        tags=["campaigns"], summary="One campaign", parameters=[KEY],
+        tags=["campaigns"], summary="One campaign", parameters=[CAMPAIGN_KEY],
         responses={200: s.CampaignSerializer, **error_responses(404)},
         examples=[OpenApiExample("Campaign", value=CAMPAIGN_OUT_EXAMPLE, response_only=True)],
     )

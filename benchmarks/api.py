@@ -1,0 +1,291 @@
+"""Print the API's throughput against bare baselines on the same machine.
+
+    python -m benchmarks.api [--customers 20000] [--requests 2000] [--concurrency 4]
+                             [--rounds 3] [--batches 5]            (from the repo root)
+
+Needs PostgreSQL: BENCH_DATABASE_URL (default
+postgres://postgres@127.0.0.1:5432/campaign_bench) is DROPPED and recreated.
+
+1. Single-customer assignment: POST /api/v1/experiments/<key>/assignments/
+   under gunicorn with 2 sync workers, ``--concurrency`` clients, against a
+   bare Django view on the same server that makes the same assign_customer
+   call without the API layer (benchmarks/api_urls.py). Requests per second
+   and p99 latency; target: API/bare throughput >= 0.7.
+2. Bulk event ingestion: POST /api/v1/events/bulk/ with 10,000 events per
+   request (JSON encoded beforehand), against psycopg COPY of the same rows
+   (already resolved to database values) into the same table. Rows per
+   second; target: API/COPY >= 0.5.
+
+Each figure is the median of ``--rounds`` rounds; the two sides alternate
+within a round so drift hits both. The load generator shares the machine's
+cores with the server, the same way for both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/campaign_bench"
+BATCH_ROWS = 10_000
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = %s AND pid <> pg_backend_pid()", [name])
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_django(url: str) -> None:
+    os.environ.update(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings", DEBUG="true")
+    import django
+
+    django.setup()
+
+
+def seed(customers: int) -> tuple[str, list[str], dict[str, int]]:
+    """Customers, a write key and two identical running experiments; returns the key."""
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from experiments.models import Experiment
+    from experiments.services import ArmSpec, MetricSpec, experiment_create, experiment_transition
+    from marketing.bulk import rows_insert
+    from marketing.models import Customer
+    from marketing.services import api_key_create, campaign_create
+
+    call_command("migrate", verbosity=0)
+    now = timezone.now()
+    rows_insert(Customer, ["external_id", "attributes", "marketing_consent", "created_at",
+                           "updated_at"],
+                ((f"crm-{i:06d}", {}, True, now, now) for i in range(customers)))
+    campaign = campaign_create(key="bench", name="Bench", channel="email",
+                               cost_per_contact="0.05", value_per_conversion="40")
+    for key in ("bench_api", "bench_bare"):
+        experiment = experiment_create(
+            campaign=campaign, key=key, name=key, salt="bench-salt",
+            arms=[ArmSpec("control", 1, is_control=True, contacts_customer=False),
+                  ArmSpec("email", 1)],
+            metrics=[MetricSpec("purchase", "purchase", "converted", role="primary")])
+        experiment_transition(experiment=experiment, to=Experiment.Status.RUNNING)
+    _, raw_key = api_key_create(name="bench", scope="write")
+    ids = dict(Customer.objects.values_list("external_id", "id"))
+    return raw_key, sorted(ids), ids
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "benchmarks.api_settings",
+           "DEBUG": "false", "DJANGO_SECRET_KEY": "benchmark-only-" + "x" * 40,
+           "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "ERROR",
+           "API_THROTTLE_READ": "1000000/s", "API_THROTTLE_WRITE": "1000000/s",
+           "API_THROTTLE_BULK": "1000000/s"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", "2", "--timeout", "300", "--log-level", "warning"],
+        cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {server.returncode}")
+        try:
+            if request(port, "GET", "/bench/hello/", None, {})[0] == 200:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not start within 60 s")
+
+
+def request(port: int, method: str, path: str, body: bytes | None, headers: dict):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    try:
+        conn.request(method, path, body, headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _client(job: tuple) -> tuple[list[float], int]:
+    port, path, bodies, headers = job
+    latencies, failures = [], 0
+    for body in bodies:
+        start = time.perf_counter()
+        status, _ = request(port, "POST", path, body, headers)
+        latencies.append(time.perf_counter() - start)
+        failures += status != 200
+    return latencies, failures
+
+
+def load(pool, port: int, path: str, bodies: list[bytes], headers: dict, concurrency: int):
+    """Send the bodies from ``concurrency`` clients; (requests/s, p99 seconds)."""
+    jobs = [(port, path, bodies[i::concurrency], headers) for i in range(concurrency)]
+    start = time.perf_counter()
+    results = pool.map(_client, jobs)
+    elapsed = time.perf_counter() - start
+    latencies = sorted(x for lat, _ in results for x in lat)
+    failures = sum(f for _, f in results)
+    if failures:
+        raise SystemExit(f"{failures} requests to {path} failed")
+    return len(bodies) / elapsed, latencies[int(0.99 * (len(latencies) - 1))]
+
+
+def bench_assignment(pool, port, key, customers, args) -> dict:
+    rng = random.Random(1)
+    chosen = [rng.choice(customers) for _ in range(args.requests)]
+    bodies = [json.dumps({"customer": c}).encode() for c in chosen]
+    json_headers = {"Content-Type": "application/json"}
+    api_headers = {**json_headers, "Authorization": f"Api-Key {key}"}
+    sides = {
+        "api": ("/api/v1/experiments/bench_api/assignments/", api_headers),
+        "bare": ("/bench/assign/bench_bare/", json_headers),
+        "hello": ("/bench/hello/", json_headers),
+    }
+    warm = bodies[: max(50, args.requests // 20)]
+    for path, headers in sides.values():
+        load(pool, port, path, warm, headers, args.concurrency)
+    figures: dict[str, list] = {name: [] for name in sides}
+    for round_ in range(args.rounds):
+        order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+        for name in order:
+            figures[name].append(load(pool, port, *sides[name][:1], bodies, sides[name][1],
+                                      args.concurrency))
+    return {name: (statistics.median(r for r, _ in runs), statistics.median(p for _, p in runs))
+            for name, runs in figures.items()}
+
+
+def bench_ingestion(port, key, customers, ids, args, url) -> dict:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    rng = random.Random(2)
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    api_rates, copy_rates = [], []
+    columns = ("customer_id, kind, occurred_at, value, properties, source, idempotency_key, "
+               "received_at")
+    headers = {"Content-Type": "application/json", "Authorization": f"Api-Key {key}"}
+    with psycopg.connect(url) as conn:
+        for round_ in range(args.rounds):
+            rows = []
+            for i in range(args.batches * BATCH_ROWS):
+                kind = "purchase" if rng.random() < 0.3 else "visit"
+                rows.append({
+                    "customer": rng.choice(customers), "kind": kind,
+                    "occurred_at": (start + timedelta(seconds=rng.randrange(10**7))).isoformat(),
+                    "value": round(rng.uniform(5, 120), 2) if kind == "purchase" else 0.0,
+                    "properties": {"sku": f"A-{rng.randrange(500)}", "channel": "web"},
+                    "idempotency_key": f"r{round_}-{i}",
+                })
+            batches = [rows[i:i + BATCH_ROWS] for i in range(0, len(rows), BATCH_ROWS)]
+            bodies = [json.dumps({"source": "bench-api", "events": b}).encode() for b in batches]
+            received = datetime.now(UTC)
+            tuples = [[(ids[r["customer"]], r["kind"], datetime.fromisoformat(r["occurred_at"]),
+                        r["value"], Jsonb(r["properties"]), "bench-copy", r["idempotency_key"],
+                        received) for r in b] for b in batches]
+
+            if round_ % 2 == 0:
+                api_rates.append(ingest_via_api(port, bodies, headers, len(rows)))
+                copy_rates.append(ingest_via_copy(conn, tuples, columns))
+            else:
+                copy_rates.append(ingest_via_copy(conn, tuples, columns))
+                api_rates.append(ingest_via_api(port, bodies, headers, len(rows)))
+    return {"api": statistics.median(api_rates), "copy": statistics.median(copy_rates)}
+
+
+def ingest_via_api(port: int, bodies: list[bytes], headers: dict, rows: int) -> float:
+    start = time.perf_counter()
+    for body in bodies:
+        status, answer = request(port, "POST", "/api/v1/events/bulk/", body, headers)
+        if status != 200:
+            raise SystemExit(f"bulk ingestion failed: {status} {answer[:300]!r}")
+    return rows / (time.perf_counter() - start)
+
+
+def ingest_via_copy(conn, batches: list[list[tuple]], columns: str) -> float:
+    start = time.perf_counter()
+    for batch in batches:
+        with conn.cursor() as cur, cur.copy(f"COPY marketing_event ({columns}) FROM STDIN") as copy:
+            for row in batch:
+                copy.write_row(row)
+        conn.commit()
+    return sum(map(len, batches)) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=2_000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=5, help="requests of 10,000 events")
+    args = parser.parse_args()
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+
+    recreate_database(url)
+    setup_django(url)
+    key, customers, ids = seed(args.customers)
+    from django.db import connections
+
+    connections.close_all()
+    port = free_port()
+    server = start_server(url, port)
+    try:
+        with multiprocessing.get_context("fork").Pool(args.concurrency) as pool:
+            assignment = bench_assignment(pool, port, key, customers, args)
+        ingestion = bench_ingestion(port, key, customers, ids, args, url)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    api_rps, api_p99 = assignment["api"]
+    bare_rps, bare_p99 = assignment["bare"]
+    hello_rps, hello_p99 = assignment["hello"]
+    ratio = api_rps / bare_rps
+    print(f"Single-customer assignment, gunicorn 2 workers, {args.concurrency} clients, "
+          f"{args.requests} requests x {args.rounds} rounds (median):")
+    print(f"  API  POST /api/v1/experiments/<key>/assignments/  {api_rps:8.0f} req/s  "
+          f"p99 {api_p99 * 1000:6.1f} ms")
+    print(f"  bare Django view, same service call               {bare_rps:8.0f} req/s  "
+          f"p99 {bare_p99 * 1000:6.1f} ms")
+    print(f"  (Django constant JSON view, for scale              {hello_rps:8.0f} req/s  "
+          f"p99 {hello_p99 * 1000:6.1f} ms)")
+    print(f"  ratio API / bare: throughput {ratio:.2f} (target >= 0.7), "
+          f"p99 {bare_p99 / api_p99:.2f} (bare p99 / API p99)  "
+          f"{'OK' if ratio >= 0.7 else 'BELOW TARGET'}")
+    rows_ratio = ingestion["api"] / ingestion["copy"]
+    print(f"Bulk event ingestion, {args.batches} x {BATCH_ROWS:,} rows x {args.rounds} rounds "
+          "(median):")
+    print(f"  API  POST /api/v1/events/bulk/   {ingestion['api']:9.0f} rows/s")
+    print(f"  psycopg COPY of the same rows    {ingestion['copy']:9.0f} rows/s")
+    print(f"  ratio API / COPY: {rows_ratio:.2f} (target >= 0.5)  "
+          f"{'OK' if rows_ratio >= 0.5 else 'BELOW TARGET'}")
+
+
+if __name__ == "__main__":
+    main()

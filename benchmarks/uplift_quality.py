@@ -1,0 +1,375 @@
+"""Deep uplift estimators against causalml's learners, side by side.
+
+Data sets (each skipped, with a note, when its file is absent):
+
+(a) ``demo``: :func:`models_dl.synthetic.make_campaign_population`, two
+    arms, binary conversion; √PEHE against the true conversion-probability
+    uplift. 70 / 30 split.
+(b) ``ihdp``: the IHDP realisations ``ihdp_npci_*.csv`` (no header; columns
+    treatment, y_factual, y_cfactual, mu0, mu1, x1..x25), a 70 / 30 split per
+    realisation, averaged; √PEHE against ``mu1 - mu0`` on the held-out 30 %.
+(c) ``hillstrom``: Hillstrom's MineThatData e-mail test, both e-mails
+    against no e-mail, outcome ``visit``, 30 % held out; no truth, so Qini
+    and AUUC only.
+
+Learners: every deep estimator in :func:`models_dl.available_estimators`
+and causalml's S, T, X, R and DR learners with LightGBM base models
+(defaults, ``n_jobs`` = threads) and ``CausalRandomForestRegressor``. On the
+randomised data sets (demo, Hillstrom) causalml is given the known
+propensity (the arm's share), which is correct there and spares it a
+propensity model; on IHDP it estimates the propensity itself.
+
+Columns: ``sqrt_pehe`` (held-out, lower is better), ``qini`` (held-out
+normalised Qini coefficient, :func:`models_dl.metrics.qini_auc_score`,
+averaged over arms), ``auuc`` (causalml's normalised AUUC,
+:func:`models_dl.metrics.auuc_score`, averaged over arms) and ``fit_s``.
+
+``--scale-rows N`` adds the timing run: the default estimator and causalml's
+X-learner (LightGBM) each fitted in a fresh process on ``N`` rows x 30
+features of causalml's ``synthetic_data(mode=1)``, printing fit seconds, the
+ratio and each process's peak resident memory.
+
+Usage::
+
+    python benchmarks/uplift_quality.py                       # (a), (b), (c)
+    python benchmarks/uplift_quality.py --datasets ihdp --learners default cfrnet X
+    python benchmarks/uplift_quality.py --datasets --scale-rows 1000000  # timing only
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from models_dl import available_estimators, make_estimator  # noqa: E402
+from models_dl.metrics import auuc_score, per_arm_scores, qini_auc_score, sqrt_pehe  # noqa: E402
+from models_dl.synthetic import make_campaign_population  # noqa: E402
+
+DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+CAUSALML_LEARNERS = ("S", "T", "X", "R", "DR", "CausalForest")
+
+
+@dataclass
+class Split:
+    """One train / test problem. ``tau_test`` is ``None`` when no truth is known."""
+
+    x_train: object
+    t_train: np.ndarray
+    y_train: np.ndarray
+    x_test: object
+    t_test: np.ndarray
+    y_test: np.ndarray
+    tau_test: np.ndarray | None = None
+    x_train_numeric: np.ndarray | None = None
+    x_test_numeric: np.ndarray | None = None
+    randomised: bool = True
+
+
+@dataclass
+class Score:
+    sqrt_pehe: list[float] = field(default_factory=list)
+    qini: list[float] = field(default_factory=list)
+    auuc: list[float] = field(default_factory=list)
+    fit_s: list[float] = field(default_factory=list)
+
+    def mean(self, name: str) -> float:
+        values = getattr(self, name)
+        return float(np.mean(values)) if values else float("nan")
+
+
+# ------------------------------------------------------------------- data
+def _split_indices(n: int, seed: int, test_share: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(n * test_share))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def demo_splits(rows: int, seed: int) -> list[Split]:
+    population = make_campaign_population(rows, seed=seed, n_treatments=2)
+    frame = population.feature_frame()
+    numeric = pd.get_dummies(frame, dtype=float).astype(float).to_numpy()
+    numeric = np.where(np.isnan(numeric), -1.0, numeric)  # LightGBM handles NaN, the forest not
+    train, test = _split_indices(rows, seed)
+    return [
+        Split(
+            frame.iloc[train].reset_index(drop=True),
+            population.treatment[train],
+            population.conversion[train].astype(float),
+            frame.iloc[test].reset_index(drop=True),
+            population.treatment[test],
+            population.conversion[test].astype(float),
+            tau_test=population.true_conversion_uplift[test],
+            x_train_numeric=numeric[train],
+            x_test_numeric=numeric[test],
+        )
+    ]
+
+
+def ihdp_splits(folder: Path, limit: int | None) -> list[Split]:
+    files = sorted(folder.glob("ihdp_npci_*.csv"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    splits = []
+    for path in files[:limit]:
+        data = np.loadtxt(path, delimiter=",")
+        t, y, mu0, mu1, x = data[:, 0].astype(np.int64), data[:, 1], data[:, 3], data[:, 4], data[:, 5:]
+        realisation = int(path.stem.rsplit("_", 1)[1])
+        train, test = _split_indices(len(y), realisation)
+        splits.append(
+            Split(
+                x[train], t[train], y[train], x[test], t[test], y[test],
+                tau_test=(mu1 - mu0)[test],
+                x_train_numeric=x[train], x_test_numeric=x[test],
+                randomised=False,
+            )
+        )
+    return splits
+
+
+def hillstrom_splits(path: Path, seed: int) -> list[Split]:
+    data = pd.read_csv(path)
+    arms = {"No E-Mail": 0, "Mens E-Mail": 1, "Womens E-Mail": 2}
+    t = data["segment"].map(arms).to_numpy(dtype=np.int64)
+    y = data["visit"].to_numpy(dtype=float)
+    features = data.drop(columns=["segment", "visit", "conversion", "spend"])
+    numeric = pd.get_dummies(features, dtype=float).astype(float).to_numpy()
+    train, test = _split_indices(len(y), seed)
+    return [
+        Split(
+            features.iloc[train].reset_index(drop=True), t[train], y[train],
+            features.iloc[test].reset_index(drop=True), t[test], y[test],
+            x_train_numeric=numeric[train], x_test_numeric=numeric[test],
+        )
+    ]
+
+
+# --------------------------------------------------------------- learners
+def _propensity(t: np.ndarray) -> dict[int, np.ndarray]:
+    """Known randomisation propensity of each arm against control."""
+    return {
+        arm: np.full(t.shape[0], np.mean(t[(t == 0) | (t == arm)] == arm))
+        for arm in range(1, int(t.max()) + 1)
+    }
+
+
+def causalml_learner(name: str, threads: int, seed: int):
+    from causalml.inference.meta import (
+        BaseDRRegressor,
+        BaseRRegressor,
+        BaseSRegressor,
+        BaseTRegressor,
+        BaseXRegressor,
+    )
+    from causalml.inference.tree import CausalRandomForestRegressor
+    from lightgbm import LGBMRegressor
+
+    def lgbm() -> LGBMRegressor:
+        return LGBMRegressor(n_jobs=threads, random_state=seed, verbose=-1)
+
+    return {
+        "S": lambda: BaseSRegressor(learner=lgbm(), control_name=0),
+        "T": lambda: BaseTRegressor(learner=lgbm(), control_name=0),
+        "X": lambda: BaseXRegressor(learner=lgbm(), control_name=0),
+        "R": lambda: BaseRRegressor(learner=lgbm(), control_name=0, random_state=seed),
+        "DR": lambda: BaseDRRegressor(learner=lgbm(), control_name=0),
+        "CausalForest": lambda: CausalRandomForestRegressor(
+            n_estimators=100, control_name=0, n_jobs=threads, random_state=seed
+        ),
+    }[name]()
+
+
+def fit_predict_causalml(name: str, split: Split, threads: int, seed: int) -> tuple[np.ndarray, float]:
+    model = causalml_learner(name, threads, seed)
+    x_train, x_test = split.x_train_numeric, split.x_test_numeric
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if name in ("X", "R", "DR") and split.randomised:
+            kwargs = {"p": _propensity(split.t_train)}
+            if name == "R":
+                kwargs["verbose"] = False
+            model.fit(x_train, split.t_train, split.y_train, **kwargs)
+        elif name == "R":
+            model.fit(x_train, split.t_train, split.y_train, verbose=False)
+        else:
+            model.fit(x_train, split.t_train, split.y_train)
+        seconds = time.perf_counter() - started
+        if name in ("X", "R", "DR") and split.randomised:
+            effect = model.predict(x_test, p=_propensity(split.t_test))
+        else:
+            effect = model.predict(x_test)
+    return np.asarray(effect, dtype=float), seconds
+
+
+def fit_predict_deep(name: str, split: Split, threads: int, seed: int) -> tuple[np.ndarray, float]:
+    estimator = make_estimator(name, random_state=seed, n_threads=threads)
+    started = time.perf_counter()
+    estimator.fit(split.x_train, split.t_train, split.y_train)
+    seconds = time.perf_counter() - started
+    return estimator.predict(split.x_test), seconds
+
+
+def evaluate(
+    learners: list[str],
+    splits: list[Split],
+    threads: int,
+    seed: int,
+    log: Callable[[str], None],
+) -> dict[str, Score]:
+    results: dict[str, Score] = {}
+    for name in learners:
+        score = Score()
+        for index, split in enumerate(splits):
+            if name in CAUSALML_LEARNERS:
+                effect, seconds = fit_predict_causalml(name, split, threads, seed)
+            else:
+                effect, seconds = fit_predict_deep(name, split, threads, seed)
+            n_arms = int(split.t_train.max())
+            effect = effect.reshape(-1, n_arms) if n_arms > 1 else effect.reshape(-1)
+            if split.tau_test is not None:
+                score.sqrt_pehe.append(sqrt_pehe(split.tau_test.reshape(effect.shape), effect))
+            score.qini.append(np.mean(list(
+                per_arm_scores(qini_auc_score, split.y_test, effect, split.t_test).values()
+            )))
+            score.auuc.append(np.mean(list(
+                per_arm_scores(auuc_score, split.y_test, effect, split.t_test).values()
+            )))
+            score.fit_s.append(seconds)
+            if len(splits) > 1:
+                log(f"    {name:<13} split {index + 1}: sqrt_pehe={score.sqrt_pehe[-1]:.3f}")
+        results[name] = score
+        log(
+            f"  {name:<13} sqrt_pehe={score.mean('sqrt_pehe'):7.3f} qini={score.mean('qini'):7.4f}"
+            f" auuc={score.mean('auuc'):7.4f} fit_s={score.mean('fit_s'):7.1f}"
+        )
+    return results
+
+
+def print_table(title: str, results: dict[str, Score]) -> None:
+    print(f"\n== {title}")
+    print(f"{'learner':<14}{'sqrt_pehe':>10}{'qini':>9}{'auuc':>9}{'fit_s':>9}")
+    for name, score in results.items():
+        print(
+            f"{name:<14}{score.mean('sqrt_pehe'):>10.3f}{score.mean('qini'):>9.4f}"
+            f"{score.mean('auuc'):>9.4f}{score.mean('fit_s'):>9.1f}"
+        )
+    if "default" in results:
+        rivals = [n for n in results if n in CAUSALML_LEARNERS]
+        if rivals:
+            best_pehe = min(results[n].mean("sqrt_pehe") for n in rivals)
+            best_qini = max(results[n].mean("qini") for n in rivals)
+            ours = results["default"]
+            if not np.isnan(best_pehe):
+                verdict = "beats" if ours.mean("sqrt_pehe") < best_pehe else "does NOT beat"
+                print(f"default {verdict} the best causalml sqrt_pehe ({ours.mean('sqrt_pehe'):.3f}"
+                      f" vs {best_pehe:.3f})")
+            verdict = "beats" if ours.mean("qini") > best_qini else "does NOT beat"
+            print(f"default {verdict} the best causalml Qini ({ours.mean('qini'):.4f} vs {best_qini:.4f})")
+
+
+# ------------------------------------------------------------------ scale
+def _scale_worker(kind: str, rows: int, threads: int, seed: int, queue) -> None:
+    from causalml.dataset import synthetic_data
+
+    np.random.seed(seed)  # synthetic_data draws from numpy's global generator
+    y, x, t, _, _, e = synthetic_data(mode=1, n=rows, p=30, sigma=1.0)
+    x = x.astype(np.float32)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "default":
+            make_estimator("default", random_state=seed, n_threads=threads).fit(x, t, y)
+        elif kind == "X_known_propensity":
+            causalml_learner("X", threads, seed).fit(x, t, y, p=e)
+        else:  # X with causalml's own propensity model, as a user would call it
+            causalml_learner("X", threads, seed).fit(x, t, y)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put((seconds, peak / 1024**2, baseline / 1024**2))  # ru_maxrss is KiB on Linux
+
+
+def scale_benchmark(rows: int, threads: int, seed: int, with_default_x: bool) -> None:
+    context = multiprocessing.get_context("spawn")
+    kinds = ["default", "X_known_propensity"] + (["X_own_propensity"] if with_default_x else [])
+    timings = {}
+    print(f"\n== Scale: {rows:,} rows x 30 features, {threads} threads, one fresh process each")
+    for kind in kinds:
+        queue = context.Queue()
+        process = context.Process(target=_scale_worker, args=(kind, rows, threads, seed, queue))
+        process.start()
+        seconds, peak_gib, data_gib = queue.get()
+        process.join()
+        timings[kind] = seconds
+        print(f"{kind:<20} fit_s={seconds:8.1f}  peak_rss={peak_gib:5.2f} GiB"
+              f" (before fit {data_gib:4.2f} GiB)", flush=True)
+    for kind in kinds[1:]:
+        print(f"ratio default / {kind}: {timings['default'] / timings[kind]:.2f}")
+
+
+# ------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="*", default=["demo", "ihdp", "hillstrom"])
+    parser.add_argument(
+        "--learners", nargs="*", default=[*available_estimators(), *CAUSALML_LEARNERS]
+    )
+    parser.add_argument("--demo-rows", type=int, default=30_000)
+    parser.add_argument("--ihdp-dir", type=Path, default=DATA_DIR / "ihdp")
+    parser.add_argument("--ihdp-realisations", type=int, default=None, help="first N files only")
+    parser.add_argument("--hillstrom", type=Path, default=DATA_DIR / "hillstrom.csv.gz")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--scale-rows", type=int, default=0, help="add the timing run on N rows")
+    parser.add_argument(
+        "--scale-x-own-propensity", action="store_true",
+        help="also time the X-learner fitting its own propensity model",
+    )
+    args = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    tables = []
+    for dataset in args.datasets:
+        if dataset == "demo":
+            splits = demo_splits(args.demo_rows, args.seed)
+            title = f"(a) demo generator, {args.demo_rows:,} rows, 2 arms, conversion"
+        elif dataset == "ihdp":
+            if not args.ihdp_dir.is_dir() or not any(args.ihdp_dir.glob("ihdp_npci_*.csv")):
+                log(f"skipping IHDP: no ihdp_npci_*.csv in {args.ihdp_dir}")
+                continue
+            splits = ihdp_splits(args.ihdp_dir, args.ihdp_realisations)
+            title = f"(b) IHDP, {len(splits)} realisations, 70/30, out-of-sample"
+        elif dataset == "hillstrom":
+            if not args.hillstrom.is_file():
+                log(f"skipping Hillstrom: {args.hillstrom} not found")
+                continue
+            splits = hillstrom_splits(args.hillstrom, args.seed)
+            title = "(c) Hillstrom, both e-mails vs none, visit, 30% held out"
+        else:
+            parser.error(f"unknown data set {dataset!r}")
+        log(f"\n{title}")
+        tables.append((title, evaluate(args.learners, splits, args.threads, args.seed, log)))
+
+    for title, results in tables:
+        print_table(title, results)
+    if args.scale_rows:
+        scale_benchmark(args.scale_rows, args.threads, args.seed, args.scale_x_own_propensity)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""customers_score: a model version's predictions for every customer, in chunks.
+
+The customer id range is cut into chunks; each chunk builds features as of
+one cutoff (the job's start, so every chunk sees the same point in time),
+predicts, and replaces that chunk's score rows in one transaction. Running
+a job twice therefore gives the same rows, and chunks can run on different
+workers (experiments.tasks fans them out with a Celery chord).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Max, Min
+
+from experiments.models import CustomerScore, ModelVersion
+from experiments.registry import artifact_load
+from marketing.bulk import rows_insert
+from marketing.features import FeatureSpec, features_build, fixed_cutoff
+from marketing.models import Customer, Segment
+from marketing.segment_rules import segment_members
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    low: int  # exclusive
+    high: int  # inclusive
+
+
+def score_plan(*, chunk_size: int = 50_000) -> list[ChunkPlan]:
+    """Id ranges of about ``chunk_size`` customers each."""
+    bounds = Customer.objects.aggregate(low=Min("id"), high=Max("id"))
+    if bounds["low"] is None:
+        return []
+    edges = list(range(bounds["low"] - 1, bounds["high"], chunk_size)) + [bounds["high"]]
+    return [ChunkPlan(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+@lru_cache(maxsize=4)
+def _model(version_id: int, checksum: str):
+    # Cached per worker process: a chord sends many chunks of one version.
+    return artifact_load(ModelVersion.objects.get(id=version_id))
+
+
+def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
+                segment: Segment | None = None) -> int:
+    """Score the customers with ``chunk.low < id <= chunk.high``; returns rows written."""
+    customers = Customer.objects.filter(id__gt=chunk.low, id__lte=chunk.high,
+                                        erased_at__isnull=True)
+    if segment is not None:
+        customers = customers.filter(id__in=segment_members(segment.rule, as_of=cutoff)
+                                     .values("id"))
+    sql, params = customers.values("id").query.sql_with_params()
+    spec = FeatureSpec.from_json(version.feature_spec)
+    model = _model(version.id, version.artifact_sha256)
+    arm_names = version.metrics.get("arm_names", [])
+    rows = []
+    for features in features_build(spec=spec, source=fixed_cutoff(cutoff, sql, list(params)),
+                                   chunk_size=chunk.high - chunk.low):
+        rows.extend(_score_rows(version, model, features.customer_ids, features.frame,
+                                arm_names, cutoff))
+    with transaction.atomic():
+        CustomerScore.objects.filter(model_version=version, customer_id__gt=chunk.low,
+                                     customer_id__lte=chunk.high).delete()
+        return rows_insert(
+            CustomerScore, ["model_version_id", "customer_id", "uplift", "best_arm",
+                            "uplift_by_arm", "response", "scored_at"], rows)
+
+
+def _score_rows(version, model, ids: np.ndarray, X, arm_names: list[str], cutoff: datetime):
+    if version.kind == ModelVersion.Kind.RESPONSE:
+        response = np.asarray(model.predict_proba(X)).reshape(-1)
+        return [(version.id, int(c), None, "", {}, float(r), cutoff)
+                for c, r in zip(ids.tolist(), response.tolist(), strict=True)]
+    effect = np.asarray(model.predict(X)).reshape(ids.size, -1)
+    control = np.asarray(model.predict_outcomes(X))[:, 0]
+    best = effect.argmax(axis=1)
+    names = arm_names[1:] if len(arm_names) == effect.shape[1] + 1 else [
+        f"arm_{k + 1}" for k in range(effect.shape[1])]
+    return [
+        (version.id, int(c), float(e[b]), names[b],
+         {name: round(float(v), 6) for name, v in zip(names, e, strict=True)},
+         float(r), cutoff)
+        for c, e, b, r in zip(ids.tolist(), effect, best.tolist(), control.tolist(), strict=True)
+    ]

@@ -1,0 +1,16 @@
+"""Deep uplift estimators (one module per family)."""
+
+from .base import DeepUpliftEstimator
+from .cfrnet import CFRNet
+from .dragonnet import DragonNet
+from .meta_learners import NeuralSLearner, NeuralTLearner
+from .tarnet import TARNet
+
+__all__ = [
+    "CFRNet",
+    "DeepUpliftEstimator",
+    "DragonNet",
+    "NeuralSLearner",
+    "NeuralTLearner",
+    "TARNet",
+]

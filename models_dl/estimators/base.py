@@ -1,0 +1,347 @@
+"""Common machinery of the deep uplift estimators.
+
+An estimator is a keyword-only dataclass of hyperparameters (so
+``get_params`` / ``set_params`` / :func:`sklearn.base.clone` work as for any
+scikit-learn estimator) plus the state learned by :meth:`fit`, whose names
+end in ``_``. Subclasses only say which network to build and which penalty
+to add to the factual loss.
+
+Conventions (causalml's argument order)::
+
+    est.fit(X, treatment, y, sample_weight=None)   # treatment: 0 = control, 1..K
+    est.predict(X)           # effects vs control: (n,) for K = 1, (n, K) for K > 1
+    est.predict_outcomes(X)  # E[y | x, arm] for every arm: (n, K + 1)
+    est.save(path); type(est).load(path)
+
+Saved form: a folder with ``config.json`` (hyperparameters, preprocessing,
+outcome scaling) and ``weights.pt`` (the state dict, read back with
+``torch.load(weights_only=True)``, so loading never unpickles code).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from torch import nn
+
+from ..losses import expected_outcome, factual_loss
+from ..networks import NetworkOutput, outcome_width
+from ..preprocessing import OutcomeScaler, TabularPreprocessor, infer_outcome_type
+from ..training import (
+    ProgressCallback,
+    TrainingConfig,
+    resolve_device,
+    seeded,
+    torch_threads,
+    train_network,
+    validation_split,
+)
+
+__all__ = ["DeepUpliftEstimator", "FORMAT_VERSION", "check_treatment"]
+
+FORMAT_VERSION = 1
+_PREDICT_CHUNK = 65_536
+
+
+def check_treatment(treatment: Any, n_rows: int) -> tuple[np.ndarray, int]:
+    """Validate treatment codes (0 = control, 1..K) and return them with K + 1."""
+    t = np.asarray(treatment)
+    if t.ndim != 1 or t.shape[0] != n_rows:
+        raise ValueError(f"treatment must have shape ({n_rows},), got {t.shape}")
+    if not np.all(np.isfinite(t.astype(np.float64))) or np.any(t != np.round(t)):
+        raise ValueError("treatment must be integer codes: 0 = control, 1..K = arms")
+    t = t.astype(np.int64)
+    arms = np.unique(t)
+    n_arms = int(arms.max()) + 1
+    if arms.min() < 0 or len(arms) != n_arms or n_arms < 2:
+        raise ValueError(
+            f"treatment must use every code 0..K with K >= 1 (0 = control); got {arms.tolist()}"
+        )
+    return t, n_arms
+
+
+@dataclass(kw_only=True, eq=False, repr=False)
+class DeepUpliftEstimator(BaseEstimator):
+    """Base class. Hyperparameters shared by every deep uplift estimator.
+
+    Parameters
+    ----------
+    outcome_type:
+        ``"binary"`` (conversion), ``"continuous"``, ``"zero_inflated"``
+        (revenue: ZILN loss) or ``"auto"`` (see
+        :func:`models_dl.preprocessing.infer_outcome_type`).
+    learning_rate, weight_decay:
+        AdamW settings.
+    batch_size:
+        Mini-batch size; ``None`` picks about 1 % of the rows in [64, 2048].
+    max_epochs, patience:
+        Epoch cap and early-stopping patience on the factual validation loss.
+    max_steps_per_epoch:
+        Cap on updates between two validation checks (large data sets).
+    validation_fraction:
+        Share of rows held out for early stopping (stratified by arm and
+        outcome class, at most 100 000 rows).
+    n_ensemble:
+        Number of networks trained from different seeds and validation splits;
+        their expected outcomes are averaged.
+    categorical_features, max_categories, log_skew_threshold:
+        Passed to :class:`~models_dl.preprocessing.TabularPreprocessor`.
+    random_state:
+        Seed for splits, initialisation, shuffling and dropout.
+    device:
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    n_threads:
+        Torch intra-op threads during fit and predict; ``None`` is
+        ``min(2, os.cpu_count())``. Restored afterwards.
+    callback:
+        Called with a :class:`~models_dl.training.TrainingProgress` after
+        every epoch; not saved with the model.
+    """
+
+    estimator_name: ClassVar[str] = "base"
+
+    outcome_type: str = "auto"
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int | None = None
+    max_epochs: int = 300
+    patience: int = 20
+    max_steps_per_epoch: int = 500
+    validation_fraction: float = 0.2
+    n_ensemble: int = 1
+    categorical_features: list[Any] | None = None
+    max_categories: int = 50
+    log_skew_threshold: float | None = 2.0
+    random_state: int | None = None
+    device: str = "auto"
+    n_threads: int | None = None
+    callback: ProgressCallback | None = None
+
+    # ------------------------------------------------------------ hooks
+    def _build_network(self, n_inputs: int, n_arms: int, out_width: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _penalty(
+        self, network: nn.Module, output: NetworkOutput, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Extra training objective beyond the factual loss (IPM, propensity...)."""
+        return output.outcomes.new_zeros(())
+
+    def _balance_arms(self) -> bool:
+        """Whether rows are reweighted so every arm carries the same total weight."""
+        return False
+
+    # ------------------------------------------------------------- fit
+    def _loss(
+        self, network: nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        output = network(batch["x"])
+        rows = torch.arange(batch["t"].shape[0], device=batch["t"].device)
+        per_row = factual_loss(output.outcomes[rows, batch["t"]], batch["y"], self.outcome_type_)
+        w = batch["w"]
+        criterion = (per_row * w).sum() / w.sum().clamp_min(1e-12)
+        return criterion + self._penalty(network, output, batch), criterion
+
+    def fit(
+        self, X: Any, treatment: Any, y: Any, sample_weight: Any | None = None
+    ) -> DeepUpliftEstimator:
+        """Fit on features ``X``, treatment codes (0 = control, 1..K) and outcomes ``y``."""
+        n_rows = len(X)
+        t, n_arms = check_treatment(treatment, n_rows)
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if y.shape[0] != n_rows:
+            raise ValueError(f"y has {y.shape[0]} rows, X has {n_rows}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinite values")
+        weights = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight, float)
+        if weights.shape != (n_rows,) or np.any(weights < 0):
+            raise ValueError("sample_weight must be a non-negative vector with one value per row")
+
+        self.outcome_type_ = (
+            infer_outcome_type(y) if self.outcome_type == "auto" else self.outcome_type
+        )
+        self.preprocessor_ = TabularPreprocessor(
+            self.categorical_features, self.max_categories, self.log_skew_threshold
+        ).fit(X)
+        features = self.preprocessor_.transform(X)
+        self.outcome_scaler_ = OutcomeScaler.fit(y, self.outcome_type_)
+        target = self.outcome_scaler_.transform(y)
+        if self._balance_arms():
+            counts = np.bincount(t, minlength=n_arms).astype(np.float64)
+            weights = weights * (n_rows / (n_arms * counts))[t]
+        weights = weights / max(weights.mean(), 1e-12)
+
+        self.n_arms_ = n_arms
+        self.n_features_in_ = _n_columns(X)
+        self.n_inputs_ = int(features.shape[1])
+        self.device_ = resolve_device(self.device)
+        seed = (
+            int(self.random_state)
+            if self.random_state is not None
+            else int(np.random.default_rng().integers(2**31 - 1))
+        )
+        member_seeds = np.random.SeedSequence(seed).generate_state(max(self.n_ensemble, 1))
+        strata = t * 2 + (y > 0) if self.outcome_type_ != "continuous" else t
+        config = TrainingConfig(
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            max_steps_per_epoch=self.max_steps_per_epoch,
+        )
+
+        x_all = torch.from_numpy(features)
+        t_all = torch.from_numpy(t)
+        y_all = torch.from_numpy(target)
+        w_all = torch.from_numpy(weights.astype(np.float32))
+        networks = []
+        self.history_ = []
+        with torch_threads(self.n_threads):
+            for member, member_seed in enumerate(member_seeds):
+                rng = np.random.default_rng(int(member_seed))
+                train_idx, val_idx = validation_split(
+                    n_rows, self.validation_fraction, rng, strata
+                )
+
+                def subset(index: np.ndarray) -> dict[str, torch.Tensor]:
+                    ix = torch.from_numpy(index)
+                    return {
+                        "x": x_all[ix].to(self.device_),
+                        "t": t_all[ix].to(self.device_),
+                        "y": y_all[ix].to(self.device_),
+                        "w": w_all[ix].to(self.device_),
+                    }
+
+                with seeded(int(member_seed)):
+                    network = self._build_network(
+                        self.n_inputs_, n_arms, outcome_width(self.outcome_type_)
+                    ).to(self.device_)
+                    history = train_network(
+                        network,
+                        self._loss,
+                        subset(train_idx),
+                        subset(val_idx) if val_idx.size else None,
+                        config,
+                        callback=self.callback,
+                        member=member,
+                        n_members=len(member_seeds),
+                    )
+                networks.append(network)
+                self.history_.append(history)
+        self.networks_ = nn.ModuleList(networks).eval()
+        return self
+
+    # ---------------------------------------------------------- predict
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "networks_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+
+    def predict_outcomes(self, X: Any) -> np.ndarray:
+        """Expected outcome under every arm, shape ``(n, K + 1)``, column 0 = control.
+
+        Probabilities for binary outcomes; original units otherwise. The
+        ensemble members are averaged on this scale.
+        """
+        self._check_fitted()
+        features = self.preprocessor_.transform(X)
+        result = np.zeros((features.shape[0], self.n_arms_), dtype=np.float64)
+        with torch_threads(self.n_threads), torch.no_grad():
+            for start in range(0, features.shape[0], _PREDICT_CHUNK):
+                chunk = torch.from_numpy(features[start : start + _PREDICT_CHUNK]).to(self.device_)
+                total = None
+                for network in self.networks_:
+                    value = expected_outcome(network(chunk).outcomes, self.outcome_type_)
+                    total = value if total is None else total + value
+                result[start : start + chunk.shape[0]] = (
+                    (total / len(self.networks_)).double().cpu().numpy()
+                )
+        return self.outcome_scaler_.inverse_transform(result)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Effect of each treated arm against control: ``(n,)`` for one arm, ``(n, K)`` for K."""
+        outcomes = self.predict_outcomes(X)
+        effects = outcomes[:, 1:] - outcomes[:, [0]]
+        return effects[:, 0] if self.n_arms_ == 2 else effects
+
+    # --------------------------------------------------------- persistence
+    def _config_params(self) -> dict[str, Any]:
+        params = self.get_params(deep=False)
+        params["callback"] = None
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.json`` and ``weights.pt`` into the folder ``path``."""
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "estimator": self.estimator_name,
+            "class": type(self).__name__,
+            "params": self._config_params(),
+            "outcome_type": self.outcome_type_,
+            "outcome_scaler": asdict(self.outcome_scaler_),
+            "preprocessor": self.preprocessor_.to_config(),
+            "n_arms": self.n_arms_,
+            "n_features_in": self.n_features_in_,
+            "n_inputs": self.n_inputs_,
+            "best_epochs": [int(np.nanargmin(h["val_loss"])) + 1 if h["val_loss"]
+                            and not np.all(np.isnan(h["val_loss"])) else None
+                            for h in self.history_],
+            "torch_version": torch.__version__,
+        }
+        (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        state = {k: v.detach().cpu() for k, v in self.networks_.state_dict().items()}
+        torch.save(state, folder / "weights.pt")
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> DeepUpliftEstimator:
+        """Rebuild an estimator saved by :meth:`save` (any subclass when called on the base)."""
+        folder = Path(path)
+        config = json.loads((folder / "config.json").read_text())
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported model format {config.get('format_version')!r}")
+        from ..registry import estimator_class  # late import: the registry imports us
+
+        klass = estimator_class(config["estimator"])
+        if cls is not DeepUpliftEstimator and not issubclass(klass, cls):
+            raise TypeError(f"{folder} holds a {klass.__name__}, not a {cls.__name__}")
+        tuple_fields = {f.name for f in fields(klass) if isinstance(f.default, tuple)}
+        params = {
+            k: tuple(v) if k in tuple_fields and isinstance(v, list) else v
+            for k, v in config["params"].items()
+        }
+        params["device"] = device
+        estimator = klass(**params)
+        estimator.outcome_type_ = config["outcome_type"]
+        estimator.outcome_scaler_ = OutcomeScaler(**config["outcome_scaler"])
+        estimator.preprocessor_ = TabularPreprocessor.from_config(config["preprocessor"])
+        estimator.n_arms_ = config["n_arms"]
+        estimator.n_features_in_ = config["n_features_in"]
+        estimator.n_inputs_ = config["n_inputs"]
+        estimator.device_ = resolve_device(device)
+        estimator.history_ = []
+        width = outcome_width(estimator.outcome_type_)
+        networks = nn.ModuleList(
+            estimator._build_network(estimator.n_inputs_, estimator.n_arms_, width)
+            for _ in range(max(estimator.n_ensemble, 1))
+        )
+        state = torch.load(folder / "weights.pt", weights_only=True, map_location="cpu")
+        networks.load_state_dict(state)
+        estimator.networks_ = networks.to(estimator.device_).eval()
+        return estimator
+
+
+def _n_columns(X: Any) -> int:
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2:
+        return int(shape[1])
+    return int(np.asarray(X).reshape(len(X), -1).shape[1])

@@ -1,0 +1,138 @@
+"""Behaviour shared by every deep uplift estimator, on small fast problems."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from models_dl import available_estimators, load_estimator, make_estimator
+from models_dl.estimators import CFRNet, TARNet
+
+from .conftest import FAST, linear_effect_problem
+
+NAMES = [name for name in available_estimators() if name != "default"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_arm_shapes(name):
+    x, t, y, _ = linear_effect_problem(n=200, n_arms=2)
+    est = make_estimator(name, random_state=0, **FAST).fit(x, t, y)
+    assert est.predict(x[:7]).shape == (7,)
+    assert est.predict_outcomes(x[:7]).shape == (7, 2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_k_arm_shapes_and_effect_is_outcome_difference(name):
+    x, t, y, _ = linear_effect_problem(n=240, n_arms=3)
+    est = make_estimator(name, random_state=0, **FAST).fit(x, t, y)
+    effect, outcomes = est.predict(x[:5]), est.predict_outcomes(x[:5])
+    assert effect.shape == (5, 2) and outcomes.shape == (5, 3)
+    np.testing.assert_allclose(effect, outcomes[:, 1:] - outcomes[:, [0]])
+
+
+def test_default_is_registered_and_builds():
+    assert available_estimators()[0] == "default"
+    assert make_estimator("default").get_params()["random_state"] is None
+    with pytest.raises(ValueError, match="unknown estimator"):
+        make_estimator("no_such_model")
+
+
+def test_binary_outcomes_give_probabilities():
+    x, t, y, _ = linear_effect_problem(n=300, binary=True)
+    est = TARNet(random_state=0, **FAST).fit(x, t, y)
+    assert est.outcome_type_ == "binary"
+    outcomes = est.predict_outcomes(x)
+    assert ((outcomes > 0) & (outcomes < 1)).all()
+    assert np.all(np.abs(est.predict(x)) < 1)
+
+
+def test_zero_inflated_outcomes_are_non_negative_and_use_ziln():
+    rng = np.random.default_rng(1)
+    x, t, _, _ = linear_effect_problem(n=400)
+    buys = rng.random(400) < 0.2 + 0.2 * t
+    y = np.where(buys, rng.lognormal(3.0, 0.5, 400), 0.0)
+    est = TARNet(random_state=0, **FAST).fit(x, t, y)
+    assert est.outcome_type_ == "zero_inflated"
+    outcomes = est.predict_outcomes(x)
+    assert (outcomes >= 0).all()
+    # the model knows the treated buy more often: average uplift positive
+    assert est.predict(x).mean() > 0
+
+
+def test_save_and_load_give_identical_predictions(tmp_path, mixed_frame):
+    frame, t, y = mixed_frame
+    est = CFRNet(random_state=0, n_ensemble=2, **FAST).fit(frame, t, y)
+    est.save(tmp_path / "model")
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {"config.json", "weights.pt"}
+    again = load_estimator(tmp_path / "model")
+    assert isinstance(again, CFRNet)
+    assert again.get_params() == est.get_params() | {"device": "auto"}
+    np.testing.assert_array_equal(again.predict(frame), est.predict(frame))
+    np.testing.assert_array_equal(CFRNet.load(tmp_path / "model").predict(frame), est.predict(frame))
+    with pytest.raises(TypeError):
+        TARNet.load(tmp_path / "model")
+
+
+def test_random_state_makes_fits_repeatable(continuous_problem):
+    x, t, y, _ = continuous_problem
+    first = make_estimator("dragonnet", random_state=7, **FAST).fit(x, t, y).predict(x)
+    second = make_estimator("dragonnet", random_state=7, **FAST).fit(x, t, y).predict(x)
+    other = make_estimator("dragonnet", random_state=8, **FAST).fit(x, t, y).predict(x)
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, other)
+
+
+def test_get_set_params_and_clone():
+    est = CFRNet(alpha=0.5, ipm="mmd")
+    params = est.get_params()
+    assert params["alpha"] == 0.5 and params["ipm"] == "mmd"
+    assert est.set_params(alpha=2.0, max_epochs=3) is est
+    assert est.alpha == 2.0 and est.max_epochs == 3
+    copy = clone(est)
+    assert copy is not est and copy.get_params() == est.get_params()
+    with pytest.raises(ValueError):
+        est.set_params(not_a_param=1)
+
+
+def test_progress_callback_is_called_every_epoch(continuous_problem):
+    x, t, y, _ = continuous_problem
+    seen = []
+    TARNet(random_state=0, max_epochs=4, patience=10, n_ensemble=2, n_threads=1,
+           callback=seen.append).fit(x, t, y)
+    assert [p.epoch for p in seen] == [1, 2, 3, 4, 1, 2, 3, 4]
+    assert [p.member for p in seen] == [0] * 4 + [1] * 4
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert all(np.isfinite(p.val_loss) for p in seen)
+
+
+def test_sample_weight_and_treatment_validation(continuous_problem):
+    x, t, y, _ = continuous_problem
+    TARNet(random_state=0, **FAST).fit(x, t, y, sample_weight=np.ones(len(y)))
+    with pytest.raises(ValueError, match="treatment"):
+        TARNet(**FAST).fit(x, np.where(t == 1, 2, t), y)  # code 1 missing
+    with pytest.raises(ValueError, match="sample_weight"):
+        TARNet(**FAST).fit(x, t, y, sample_weight=-np.ones(len(y)))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        TARNet().predict(x)
+
+
+def test_it_restores_the_torch_thread_count(continuous_problem):
+    import torch
+
+    x, t, y, _ = continuous_problem
+    before = torch.get_num_threads()
+    TARNet(random_state=0, max_epochs=1, n_threads=2).fit(x, t, y)
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("name", ["tarnet", "cfrnet", "dragonnet"])
+def test_it_beats_a_constant_effect_on_a_heterogeneous_problem(name):
+    """tau(x) = 0.5 - x0 / 2 has standard deviation 0.5: predicting the mean
+    effect scores √PEHE ~0.5; the estimators must recover most of the slope."""
+    x, t, y, tau = linear_effect_problem(n=1500, seed=2)
+    x_test, _, _, tau_test = linear_effect_problem(n=500, seed=3)
+    est = make_estimator(name, random_state=0, max_epochs=60, patience=10, n_threads=1)
+    pehe = np.sqrt(np.mean((est.fit(x, t, y).predict(x_test) - tau_test[:, 0]) ** 2))
+    constant = np.sqrt(np.mean((tau[:, 0].mean() - tau_test[:, 0]) ** 2))
+    assert constant > 0.45
+    assert pehe < 0.2
