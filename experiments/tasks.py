@@ -9,6 +9,7 @@ from django.db.models import F
 
 from experiments.analysis import experiment_analyse
 from experiments.models import Experiment, ModelVersion, TaskRun
+from experiments.schedules import campaign_action_run
 from experiments.scoring import ChunkPlan, score_chunk, score_plan
 from experiments.task_runs import (
     task_run_claim,
@@ -94,3 +95,14 @@ def customers_score_chunk_task(run_id: int, low: int, high: int, cutoff: str) ->
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def customers_score_finish_task(written: list[int], run_id: int) -> None:
     task_run_succeed(run_id, {"customers_scored": int(sum(written)), "chunks": len(written)})
+
+
+@shared_task
+def campaign_scheduled_action_task(campaign_id: int, action: str) -> None:
+    """What beat sends: record a run, then queue the action's services."""
+    run = TaskRun.objects.create(name=f"scheduled_{action}",
+                                 params={"campaign_id": campaign_id, "action": action})
+    with task_run_tracking(run.id) as claimed:
+        if claimed is None:
+            return
+        claimed.result = campaign_action_run(campaign_id=campaign_id, action=action)

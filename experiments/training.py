@@ -11,7 +11,9 @@ point-in-time features to registered, evaluated model versions.
    evaluated once on the untouched test rows.
 3. Evaluate per arm on the test rows: Qini (causalml's normalised Qini
    score), AUUC (normalised), uplift at the top 30%, Qini curve points, and
-   sqrt(PEHE) when the experiment has stored true effects (the demo).
+   sqrt(PEHE) when the experiment has stored true effects (the demo), and
+   the calibration table (experiments.uplift_calibration: predicted uplift
+   beside the observed effect per decile and per declared segment).
    causalml baselines are fitted on the same split and reported beside.
 4. Register: a ModelVersion per estimator with its artifact and checksum;
    sanity checks (finite, non-constant predictions, finite Qini) decide
@@ -27,13 +29,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from django.db.models import Min
 from sklearn.model_selection import train_test_split
 
 from experiments.models import Arm, Experiment, Metric, ModelVersion, TaskRun, TrueEffect
 from experiments.outcomes import outcome_rows
 from experiments.registry import artifact_checksum, artifact_folder, champion_consider
+from experiments.stats.drift import psi_reference
+from experiments.uplift_calibration import calibration_table
 from marketing.features import FeatureSpec, assignment_cutoffs, features_build
 from marketing.models import Customer, CustomerAttribute
+from marketing.segment_rules import segment_members
 from models_dl import make_estimator
 from models_dl.baselines import causalml_fit_predict
 from models_dl.metrics import (
@@ -151,6 +157,23 @@ def evaluate_uplift(y: np.ndarray, treatment: np.ndarray, effect: np.ndarray,
     return {"arms": arms, "mean": summary}, curves
 
 
+def _stats_kind(metric: Metric) -> str:
+    return "proportion" if metric.aggregation == Metric.Aggregation.CONVERTED else "mean"
+
+
+def _segment_masks(experiment: Experiment, customer_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Declared breakdown segments as masks over the rows, membership as of the start."""
+    as_of = experiment.started_at or experiment.assignments.aggregate(t=Min("assigned_at"))["t"]
+    masks = {}
+    for segment in experiment.breakdown_segments.all():
+        members = np.fromiter(
+            segment_members(segment.rule, as_of=as_of).filter(
+                assignments__experiment=experiment).values_list("id", flat=True).iterator(),
+            dtype=np.int64)
+        masks[segment.key] = np.isin(customer_ids, members)
+    return masks
+
+
 def _sanity_problems(effect: np.ndarray, metrics: dict) -> list[str]:
     problems = []
     if not np.all(np.isfinite(effect)):
@@ -180,6 +203,8 @@ def uplift_model_train(
     t_fit, y_fit = data.treatment[fit_rows], data.y[fit_rows]
     t_test, y_test = data.treatment[split.test], data.y[split.test]
     truth_test = None if data.true_effect is None else data.true_effect[split.test]
+
+    segment_masks = _segment_masks(experiment, data.customer_ids)
 
     report(0.1, "causalml baselines")
     baseline_metrics = {}
@@ -211,14 +236,19 @@ def uplift_model_train(
             seconds = time.perf_counter() - started
             effect = np.asarray(estimator.predict(X_test)).reshape(split.test.size, -1)
             metrics, curves = evaluate_uplift(y_test, t_test, effect, data.arm_names, truth_test)
+            reference = psi_reference(X_fit)
             metrics["baselines"] = baseline_metrics
             metrics["arm_names"] = data.arm_names
+            metrics["calibration"] = calibration_table(
+                y_test, t_test, effect, data.arm_names, kind=_stats_kind(metric),
+                segments={key: mask[split.test] for key, mask in segment_masks.items()})
             folder = estimator.save(artifact_folder(version))
             problems = _sanity_problems(effect, metrics)
             ModelVersion.objects.filter(pk=version.pk).update(
                 status=ModelVersion.Status.REJECTED if problems else ModelVersion.Status.READY,
                 status_reason="; ".join(problems), metrics=metrics, curves=curves,
                 qini=metrics["mean"]["qini"] if not problems else None,
+                feature_reference=reference,
                 training_seconds=seconds, artifact_path=str(folder),
                 artifact_sha256=artifact_checksum(folder))
         except Exception as exc:  # a failed retrain is recorded, never promoted

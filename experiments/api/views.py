@@ -198,7 +198,8 @@ class AssignmentListView(ListView):
     def post(self, request, key: str):
         body = s.AssignInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        experiment = experiment_or_404(key)
+        experiment = get_object_or_404(Experiment.objects.select_related("eligibility_segment"),
+                                       key=key)
         customer = Customer.objects.filter(external_id=body.validated_data["customer"]).first()
         if customer is None:
             raise ValidationError({"customer": ["no customer with this external_id"]})

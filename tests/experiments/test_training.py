@@ -55,6 +55,9 @@ def test_it_registers_evaluated_versions_and_picks_the_champion(demo):
         assert v.metrics["arms"]["email"]["sqrt_pehe"] > 0
         assert "causalml_T" in v.metrics["baselines"]
         assert len(v.curves["email"]["x"]) <= 101
+        groups = [row["group"] for row in v.metrics["calibration"]["email"]]
+        assert groups[:2] == ["decile 1", "decile 2"] and len(groups) == 13
+        assert "segment recent_buyers" in groups
         assert v.artifact_sha256 == artifact_checksum(artifact_load_folder(v))
         assert v.rows_train + v.rows_validation + v.rows_test == 1_500
     champions = ModelVersion.objects.filter(is_champion=True)
