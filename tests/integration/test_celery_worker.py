@@ -60,3 +60,29 @@ def test_the_worker_analyses_an_experiment(celery_worker_process):
     # purchases at i = 0, 3, ..., 39: 7 in the email arm (even i), 7 in control (odd i)
     assert arms["email"]["mean"] == pytest.approx(7 / 20)
     assert arms["control"]["mean"] == pytest.approx(7 / 20)
+
+
+def test_the_worker_trains_scores_with_a_chord_and_fills_the_registry(celery_worker_process):
+    # The worker writes artifacts under its own MODEL_ARTIFACT_DIR (var/models).
+    from datetime import UTC, datetime
+
+    from experiments.demo import demo_seed
+    from experiments.models import CustomerScore, Experiment, ModelVersion
+    from experiments.services import customers_score_request, uplift_model_train_request
+
+    demo_seed(customers=800, seed=4, anchor=datetime(2026, 10, 1, tzinfo=UTC))
+    experiment = Experiment.objects.get(key="demo_spring")
+    fast = {"max_epochs": 3, "patience": 2, "batch_size": 256}
+    run = uplift_model_train_request(experiment=experiment, estimators=["tarnet"],
+                                     baselines=["T"], estimator_params={"tarnet": fast})
+    done = wait_for(lambda: finished(run.id), timeout=300)
+    assert done.status == TaskRun.Status.SUCCEEDED, done.error
+    version = ModelVersion.objects.get(id=done.result["model_version_ids"][0])
+    assert version.status == "ready" and version.is_champion
+    assert "causalml_T" in version.metrics["baselines"]
+
+    score = customers_score_request(model_version=version, chunk_size=300)
+    done = wait_for(lambda: finished(score.id), timeout=300)
+    assert done.status == TaskRun.Status.SUCCEEDED, done.error
+    assert done.result == {"customers_scored": 800, "chunks": 3}
+    assert CustomerScore.objects.filter(model_version=version).count() == 800
