@@ -369,3 +369,50 @@ class CampaignSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign}: {self.get_action_display()} every {self.every_hours} h"
+
+
+class TargetingList(models.Model):
+    """Whom to contact, chosen by models_dl.policy from a model version's scores."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="target_lists")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT,
+                                      related_name="target_lists")
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    # The inputs as used: cost, value, budget, max_contacts (for the record).
+    parameters = models.JSONField(default=dict)
+    size = models.PositiveIntegerField(default=0)
+    total_cost = models.FloatField(default=0.0)
+    expected_profit = models.FloatField(default=0.0)
+    expected_conversions = models.FloatField(default=0.0)
+    # Expected profit against the number of customers contacted, for the chart.
+    profit_curve = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.campaign}: {self.size} customers ({self.created_at:%Y-%m-%d})"
+
+
+class TargetingEntry(models.Model):
+    targeting_list = models.ForeignKey(TargetingList, on_delete=models.CASCADE,
+                                       related_name="entries")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    rank = models.PositiveIntegerField()
+    arm = models.CharField(max_length=64)
+    uplift = models.FloatField()
+    expected_profit = models.FloatField()
+
+    class Meta:
+        ordering = ["targeting_list", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["targeting_list", "customer"],
+                                    name="targeting_entry_unique_customer"),
+            models.UniqueConstraint(fields=["targeting_list", "rank"],
+                                    name="targeting_entry_unique_rank"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.customer_id} -> {self.arm}"
