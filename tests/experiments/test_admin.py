@@ -1,0 +1,94 @@
+"""The campaign manager's admin pages render the analysis, models and lists."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from experiments.analysis import experiment_analyse
+from experiments.demo import demo_seed
+from experiments.models import CampaignSchedule, Experiment, TaskRun
+from experiments.scoring import score_chunk, score_plan
+from experiments.targeting import targeting_list_create
+from experiments.training import uplift_model_train
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client):
+    user = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-123456")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def world(settings, tmp_path):
+    settings.MODEL_ARTIFACT_DIR = tmp_path / "models"
+    demo_seed(customers=700, seed=8, anchor=datetime(2026, 10, 1, tzinfo=UTC))
+    experiment = Experiment.objects.get(key="demo_spring")
+    first = experiment_analyse(experiment=experiment)
+    second = experiment_analyse(experiment=experiment)
+    (version,) = uplift_model_train(experiment=experiment, estimators=["tarnet"], baselines=["T"],
+                                    estimator_params={"tarnet": {"max_epochs": 3}})
+    for chunk in score_plan(chunk_size=1_000):
+        score_chunk(version=version, chunk=chunk, cutoff=datetime(2026, 10, 1, tzinfo=UTC))
+    target = targeting_list_create(campaign=experiment.campaign, model_version=version,
+                                   cost_per_contact=0.01)
+    return experiment, (first, second), version, target
+
+
+def test_the_analysis_page_shows_the_decision_effects_segments_and_history(admin_client, world):
+    _, (_, second), _, _ = world
+    page = admin_client.get(reverse("admin:experiments_analysisresult_change", args=[second.id]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Decision:" in html and "conversion (primary, proportion)" in html
+    assert "segment:recent_buyers" in html and "Primary effect over time" in html
+    assert html.count("<polyline") == 2  # one line per treated arm
+
+
+def test_the_model_page_shows_quality_baselines_curves_and_calibration(admin_client, world):
+    _, _, version, _ = world
+    html = admin_client.get(reverse("admin:experiments_modelversion_change",
+                                    args=[version.id])).content.decode()
+    assert "Held-out quality" in html and "causalml_T" in html
+    assert "Qini curve: email" in html and html.count("<polyline") >= 2
+    assert "Predicted against observed uplift: email_discount" in html and "decile 10" in html
+
+
+def test_the_targeting_list_page_and_csv_export(admin_client, world):
+    _, _, _, target = world
+    html = admin_client.get(reverse("admin:experiments_targetinglist_change",
+                                    args=[target.id])).content.decode()
+    assert "Profit curve" in html and "<polyline" in html
+    response = admin_client.get(reverse("admin:experiments_targetinglist_csv", args=[target.id]))
+    lines = b"".join(response.streaming_content).decode().strip().splitlines()
+    assert lines[0].startswith("rank,customer_external_id") and len(lines) == target.size + 1
+
+
+def test_admin_actions_queue_the_same_services(admin_client, world,
+                                               django_capture_on_commit_callbacks):
+    experiment, _, version, _ = world
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(reverse("admin:experiments_experiment_changelist"),
+                          {"action": "analyse", "_selected_action": [experiment.id]})
+    assert TaskRun.objects.filter(name="experiment_analyse", status="succeeded").exists()
+    admin_client.post(reverse("admin:experiments_modelversion_changelist"),
+                      {"action": "target", "_selected_action": [version.id]})
+    assert version.target_lists.count() == 2
+    changelists = ["experiment", "analysisresult", "modelversion", "targetinglist", "taskrun",
+                   "campaignschedule"]
+    for name in changelists:
+        assert admin_client.get(reverse(f"admin:experiments_{name}_changelist")).status_code == 200
+
+
+def test_a_schedule_saved_in_the_admin_creates_its_beat_task(admin_client, world):
+    experiment, *_ = world
+    response = admin_client.post(reverse("admin:experiments_campaignschedule_add"), {
+        "campaign": experiment.campaign_id, "action": "rescore", "every_hours": 8,
+        "enabled": "on", "psi_threshold": 0.2})
+    assert response.status_code == 302
+    schedule = CampaignSchedule.objects.get()
+    assert schedule.periodic_task.interval.every == 8
