@@ -13,7 +13,7 @@ from collections.abc import Callable
 from django.db.models import Min
 
 from experiments.models import AnalysisResult, Arm, Experiment, Metric, TaskRun
-from experiments.outcomes import MetricSums, OutcomeTable, outcome_sums
+from experiments.outcomes import MetricSums, OutcomeTable, outcome_snapshot
 from experiments.stats.analysis import ExperimentDesign, MetricSpec, analyse_experiment
 from experiments.stats.sufficient import ArmStatistics
 from marketing.segment_rules import segment_members
@@ -75,23 +75,21 @@ def experiment_analyse(
     if control is None:
         raise ValueError(f"experiment {experiment.key} has no control arm with positive weight")
 
-    report(0.05, "outcomes per arm")
-    overall = outcome_sums(experiment, metrics).get(None, {})
-    data = _by_metric(overall, arms, metrics)
-
     as_of = experiment.started_at or experiment.assignments.aggregate(t=Min("assigned_at"))["t"]
     segments: dict[str, dict] = {}
     breakdowns = list(experiment.breakdown_segments.all())
-    for i, segment in enumerate(breakdowns):
-        report(0.1 + 0.5 * i / max(len(breakdowns), 1), f"segment {segment.key}")
-        table = outcome_sums(experiment, metrics,
-                             customers=segment_members(segment.rule, as_of=as_of))
-        segments[f"segment:{segment.key}"] = _by_metric(table.get(None, {}), arms, metrics)
-    for attribute in experiment.breakdown_attributes:
-        report(0.6, f"attribute {attribute}")
-        table = outcome_sums(experiment, metrics, group_by_attribute=attribute)
-        for label, cells in _attribute_groups(table).items():
-            segments[f"{attribute}={label}"] = _by_metric(cells, arms, metrics)
+    report(0.05, "outcomes per assignment")
+    with outcome_snapshot(experiment, metrics) as snapshot:
+        data = _by_metric(snapshot.sums().get(None, {}), arms, metrics)
+        for i, segment in enumerate(breakdowns):
+            report(0.2 + 0.4 * i / max(len(breakdowns), 1), f"segment {segment.key}")
+            table = snapshot.sums(customers=segment_members(segment.rule, as_of=as_of))
+            segments[f"segment:{segment.key}"] = _by_metric(table.get(None, {}), arms, metrics)
+        for attribute in experiment.breakdown_attributes:
+            report(0.6, f"attribute {attribute}")
+            table = snapshot.sums(group_by_attribute=attribute)
+            for label, cells in _attribute_groups(table).items():
+                segments[f"{attribute}={label}"] = _by_metric(cells, arms, metrics)
 
     report(0.8, "statistics")
     previous = experiment.analyses.order_by("-created_at", "-id").first()

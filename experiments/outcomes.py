@@ -9,12 +9,19 @@ where W is the attribution window and the aggregate is 1/0 for "converted",
 the number of events for "count" and the sum of event value for "sum". The
 database then sums per arm (and per group) n, Σy, Σy², Σx, Σx², Σxy, which is
 all the statistics engine needs; no per-customer row reaches Python.
+
+The pass over the events happens once per analysis: ``outcome_snapshot``
+stores the per-assignment (y, x) values in a temporary table, and every
+breakdown (segments, attribute values) aggregates that table instead of
+scanning the events again.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,11 +75,8 @@ def _attribute_sql(key: str) -> tuple[str, list]:
             "ELSE CAST(json_extract(c.attributes, %s) AS TEXT) END"), [path, path]
 
 
-def _per_assignment_sql(
-    experiment: Experiment, metrics: Sequence[Metric], *,
-    customers: QuerySet[Customer] | None, group_by_attribute: str | None,
-) -> tuple[str, list]:
-    """One row per assignment: id, customer_id, arm_id, grp, y0, x0, y1, x1, ..."""
+def _per_assignment_sql(experiment: Experiment, metrics: Sequence[Metric]) -> tuple[str, list]:
+    """One row per assignment: customer_id, arm_id, y0, x0, y1, x1, ..."""
     within, after, window_params = _window_conditions(experiment.attribution_window_days)
     per_customer, params = [], []
     for i, metric in enumerate(metrics):
@@ -83,26 +87,84 @@ def _per_assignment_sql(
                 total = f"CASE WHEN {total} > 0 THEN 1 ELSE 0 END"
             per_customer.append(f"{total} AS {side}{i}")
             params.append(metric.event_kind)
-    group_sql, group_params, join_customer = "NULL", [], ""
-    if group_by_attribute:
-        group_sql, group_params = _attribute_sql(group_by_attribute)
-        join_customer = f"JOIN {_q(Customer._meta.db_table)} c ON c.id = a.customer_id"
     kinds = sorted({m.event_kind for m in metrics})
-    where, where_params = "a.experiment_id = %s", [experiment.id]
-    if customers is not None:
-        sub_sql, sub_params = customers.values("id").query.sql_with_params()
-        where += f" AND a.customer_id IN ({sub_sql})"
-        where_params += list(sub_params)
     sql = f"""
-        SELECT a.id, a.customer_id, a.arm_id, {group_sql} AS grp, {", ".join(per_customer)}
+        SELECT a.customer_id, a.arm_id, {", ".join(per_customer)}
         FROM {_q(Assignment._meta.db_table)} a
-        {join_customer}
         LEFT JOIN {_q(Event._meta.db_table)} e ON e.customer_id = a.customer_id
             AND e.kind IN ({", ".join(["%s"] * len(kinds))}) AND {within}
-        WHERE {where}
-        GROUP BY a.id, a.customer_id, a.arm_id, grp
+        WHERE a.experiment_id = %s
+        GROUP BY a.id, a.customer_id, a.arm_id
     """
-    return sql, [*group_params, *params, *kinds, *window_params, *where_params]
+    return sql, [*params, *kinds, *window_params, experiment.id]
+
+
+class OutcomeSnapshot:
+    """Per-assignment outcomes of some metrics, held in a temporary table."""
+
+    def __init__(self, table: str, metrics: Sequence[Metric]):
+        self.table = table
+        self.metrics = list(metrics)
+
+    def sums(self, *, customers: QuerySet[Customer] | None = None,
+             group_by_attribute: str | None = None) -> OutcomeTable:
+        """Sufficient statistics per (group, arm, metric).
+
+        ``customers`` restricts to a subset (a segment's members);
+        ``group_by_attribute`` splits by a customer attribute's value.
+        """
+        group_sql, params, join = "NULL", [], ""
+        if group_by_attribute:
+            group_sql, params = _attribute_sql(group_by_attribute)
+            join = f"JOIN {_q(Customer._meta.db_table)} c ON c.id = t.customer_id"
+        where = ""
+        if customers is not None:
+            sub_sql, sub_params = customers.values("id").query.sql_with_params()
+            where = f"WHERE t.customer_id IN ({sub_sql})"
+            params = [*params, *sub_params]
+        sums = ", ".join(
+            f"SUM(y{i}), SUM(y{i} * y{i}), SUM(x{i}), SUM(x{i} * x{i}), SUM(x{i} * y{i})"
+            for i in range(len(self.metrics)))
+        sql = (f"SELECT {group_sql} AS grp, t.arm_id, COUNT(*), {sums} "
+               f"FROM {self.table} t {join} {where} GROUP BY grp, t.arm_id")
+        table: OutcomeTable = defaultdict(dict)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for group, arm_id, n, *values in cursor.fetchall():
+                table[group][arm_id] = {
+                    metric.name: MetricSums(int(n), *(float(v or 0.0)
+                                                      for v in values[5 * i: 5 * i + 5]))
+                    for i, metric in enumerate(self.metrics)
+                }
+        return dict(table)
+
+    def rows(self, metric_index: int = 0) -> OutcomeRows:
+        """Every assigned customer's outcome, in customer-id order (for training)."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT customer_id, arm_id, y{int(metric_index)} FROM {self.table} "
+                           f"ORDER BY customer_id")
+            data = np.array(cursor.fetchall(), dtype=np.float64).reshape(-1, 3)
+        return OutcomeRows(customer_ids=data[:, 0].astype(np.int64),
+                           arm_ids=data[:, 1].astype(np.int64), y=data[:, 2])
+
+
+@contextmanager
+def outcome_snapshot(experiment: Experiment,
+                     metrics: Sequence[Metric] | None = None) -> Iterator[OutcomeSnapshot]:
+    """One pass over the events into a temporary table, dropped on exit."""
+    metrics = list(metrics if metrics is not None else experiment.metrics.order_by("id"))
+    if not metrics:
+        raise ValueError(f"experiment {experiment.key} has no metrics")
+    table = f"tmp_outcomes_{uuid.uuid4().hex[:16]}"
+    sql, params = _per_assignment_sql(experiment, metrics)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} AS {sql}", params)
+        cursor.execute(f"CREATE INDEX {table}_customer ON {table} (customer_id)")
+    try:
+        yield OutcomeSnapshot(table, metrics)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def outcome_sums(
@@ -112,31 +174,9 @@ def outcome_sums(
     customers: QuerySet[Customer] | None = None,
     group_by_attribute: str | None = None,
 ) -> OutcomeTable:
-    """Sufficient statistics per (group, arm, metric) in one SQL query.
-
-    ``customers`` restricts to a subset (a segment's members);
-    ``group_by_attribute`` splits by a customer attribute's value.
-    """
-    metrics = list(metrics if metrics is not None else experiment.metrics.all())
-    if not metrics:
-        return {}
-    inner, params = _per_assignment_sql(experiment, metrics, customers=customers,
-                                        group_by_attribute=group_by_attribute)
-    sums = ", ".join(
-        f"SUM(y{i}), SUM(y{i} * y{i}), SUM(x{i}), SUM(x{i} * x{i}), SUM(x{i} * y{i})"
-        for i in range(len(metrics))
-    )
-    sql = f"SELECT s.grp, s.arm_id, COUNT(*), {sums} FROM ({inner}) s GROUP BY s.grp, s.arm_id"
-    table: OutcomeTable = defaultdict(dict)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for row in cursor.fetchall():
-            group, arm_id, n, *values = row
-            table[group][arm_id] = {
-                metric.name: MetricSums(int(n), *(float(v or 0.0) for v in values[5 * i: 5 * i + 5]))
-                for i, metric in enumerate(metrics)
-            }
-    return dict(table)
+    """Sufficient statistics per (group, arm, metric) for a single breakdown."""
+    with outcome_snapshot(experiment, metrics) as snapshot:
+        return snapshot.sums(customers=customers, group_by_attribute=group_by_attribute)
 
 
 @dataclass(frozen=True)
@@ -150,12 +190,5 @@ class OutcomeRows:
 
 def outcome_rows(experiment: Experiment, metric: Metric) -> OutcomeRows:
     """The metric's outcome for every assigned customer (one row each)."""
-    inner, params = _per_assignment_sql(experiment, [metric], customers=None,
-                                        group_by_attribute=None)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT s.customer_id, s.arm_id, s.y0 FROM ({inner}) s "
-                       f"ORDER BY s.customer_id", params)
-        rows = cursor.fetchall()
-    data = np.array(rows, dtype=np.float64).reshape(-1, 3)
-    return OutcomeRows(customer_ids=data[:, 0].astype(np.int64),
-                       arm_ids=data[:, 1].astype(np.int64), y=data[:, 2])
+    with outcome_snapshot(experiment, [metric]) as snapshot:
+        return snapshot.rows()
