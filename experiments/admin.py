@@ -115,8 +115,8 @@ class AnalysisResultAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["id", "campaign", "kind", "estimator", "status", "qini", "is_champion",
-                    "rows_train", "training_seconds", "created_at"]
+    list_display = ["id", "campaign", "kind", "estimator", "status", "selection_score",
+                    "is_champion", "rows_train", "training_seconds", "created_at"]
     list_filter = ["kind", "status", "is_champion", "campaign"]
     exclude = ["metrics", "curves", "feature_reference"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields

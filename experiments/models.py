@@ -291,7 +291,9 @@ class ModelVersion(models.Model):
     curves = models.JSONField(default=dict, blank=True)
     # Training distribution of each feature, for the drift (PSI) check.
     feature_reference = models.JSONField(default=dict, blank=True)
-    qini = models.FloatField(null=True, blank=True)  # the number champions are chosen by
+    # The number champions are chosen by: held-out Qini for uplift models,
+    # held-out ROC AUC for response models (see experiments.registry).
+    selection_score = models.FloatField(null=True, blank=True)
     training_seconds = models.FloatField(null=True, blank=True)
     rows_train = models.PositiveIntegerField(default=0)
     rows_validation = models.PositiveIntegerField(default=0)

@@ -5,8 +5,9 @@ A version's artifact is the folder models_dl writes (``config.json`` +
 half-copied artifact is refused at load time.
 
 Champion rule: among versions of one campaign and kind, a version becomes
-champion only if it is READY (passed the sanity checks) and its held-out
-Qini beats the current champion's. A failed, rejected or worse retrain
+champion only if it is READY (passed the sanity checks) and its selection
+score (``ModelVersion.selection_score``: held-out Qini for uplift models,
+held-out ROC AUC for response models) beats the current champion's. A failed, rejected or worse retrain
 leaves the live champion in place.
 """
 
@@ -43,9 +44,9 @@ def artifact_load(version: ModelVersion):
     if artifact_checksum(folder) != version.artifact_sha256:
         raise ValueError(f"artifact of model version {version.id} fails its checksum")
     if version.kind == ModelVersion.Kind.RESPONSE:
-        from models_dl.response import PropensityModel
+        from models_dl.response import PropensityToBuyClassifier
 
-        return PropensityModel.load(folder)
+        return PropensityToBuyClassifier.load(folder, device="cpu")
     return load_estimator(folder, device="cpu")
 
 
@@ -53,12 +54,13 @@ def artifact_load(version: ModelVersion):
 def champion_consider(version: ModelVersion) -> bool:
     """Make ``version`` the champion if it is ready and beats the current one."""
     version.refresh_from_db()
-    if version.status != ModelVersion.Status.READY or version.qini is None:
+    if version.status != ModelVersion.Status.READY or version.selection_score is None:
         return False
     current = (ModelVersion.objects.select_for_update()
                .filter(campaign=version.campaign_id, kind=version.kind, is_champion=True)
                .exclude(pk=version.pk).first())
-    if current is not None and current.qini is not None and version.qini <= current.qini:
+    if (current is not None and current.selection_score is not None
+            and version.selection_score <= current.selection_score):
         return False
     if current is not None:
         ModelVersion.objects.filter(pk=current.pk).update(is_champion=False)

@@ -73,7 +73,7 @@ def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
 
 def _score_rows(version, model, ids: np.ndarray, X, arm_names: list[str], cutoff: datetime):
     if version.kind == ModelVersion.Kind.RESPONSE:
-        response = np.asarray(model.predict_proba(X)).reshape(-1)
+        response = np.asarray(model.predict_proba(X))[:, 1]
         return [(version.id, int(c), None, "", {}, float(r), cutoff)
                 for c, r in zip(ids.tolist(), response.tolist(), strict=True)]
     effect = np.asarray(model.predict(X)).reshape(ids.size, -1)

@@ -21,8 +21,13 @@ from experiments.models import (
 )
 from experiments.scoring import score_plan
 from experiments.task_runs import task_run_queue
-from experiments.tasks import customers_score_task, experiment_analyse_task, uplift_model_train_task
-from marketing.models import Campaign, Segment
+from experiments.tasks import (
+    customers_score_task,
+    experiment_analyse_task,
+    response_model_train_task,
+    uplift_model_train_task,
+)
+from marketing.models import Campaign, Event, Segment
 from models_dl import available_estimators
 from models_dl.baselines import CAUSALML_LEARNERS
 
@@ -369,3 +374,18 @@ def customers_score_request(
         params={"model_version_id": model_version.id,
                 "segment_id": segment.id if segment else None, "chunk_size": chunk_size,
                 "chunks": chunks, "cutoff": timezone.now().isoformat()})
+
+
+def response_model_train_request(
+    *, campaign: Campaign, event_kind: str = "purchase", window_days: int = 30,
+    model_params: dict | None = None,
+) -> TaskRun:
+    """Queue training of a propensity-to-convert model (no experiment needed)."""
+    if event_kind not in Event.Kind.values:
+        raise ValidationError({"event_kind": f"choose from {Event.Kind.values}"})
+    if not 1 <= window_days <= 365:
+        raise ValidationError({"window_days": "must be between 1 and 365"})
+    return task_run_queue(
+        name="response_model_train", task=response_model_train_task,
+        params={"campaign_id": campaign.id, "event_kind": event_kind,
+                "window_days": window_days, "model_params": model_params or {}})

@@ -9,6 +9,7 @@ from django.db.models import F
 
 from experiments.analysis import experiment_analyse
 from experiments.models import Experiment, ModelVersion, TaskRun
+from experiments.response_training import response_model_train
 from experiments.schedules import campaign_action_run
 from experiments.scoring import ChunkPlan, score_chunk, score_plan
 from experiments.task_runs import (
@@ -19,7 +20,7 @@ from experiments.task_runs import (
     task_run_tracking,
 )
 from experiments.training import uplift_model_train
-from marketing.models import Segment
+from marketing.models import Campaign, Segment
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -106,3 +107,19 @@ def campaign_scheduled_action_task(campaign_id: int, action: str) -> None:
         if claimed is None:
             return
         claimed.result = campaign_action_run(campaign_id=campaign_id, action=action)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def response_model_train_task(run_id: int) -> None:
+    """Train and register a propensity-to-convert model for a campaign."""
+    with task_run_tracking(run_id) as run:
+        if run is None:
+            return
+        params = run.params
+        version = response_model_train(
+            campaign=Campaign.objects.get(id=params["campaign_id"]),
+            event_kind=params.get("event_kind", "purchase"),
+            window_days=params.get("window_days", 30), params=params.get("model_params"),
+            task_run=run, progress=lambda f, step: task_run_progress(run_id, f, step))
+        run.result = {"model_version_id": version.id, "status": version.status,
+                      "champion": version.is_champion}

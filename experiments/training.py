@@ -247,7 +247,7 @@ def uplift_model_train(
             ModelVersion.objects.filter(pk=version.pk).update(
                 status=ModelVersion.Status.REJECTED if problems else ModelVersion.Status.READY,
                 status_reason="; ".join(problems), metrics=metrics, curves=curves,
-                qini=metrics["mean"]["qini"] if not problems else None,
+                selection_score=metrics["mean"]["qini"] if not problems else None,
                 feature_reference=reference,
                 training_seconds=seconds, artifact_path=str(folder),
                 artifact_sha256=artifact_checksum(folder))

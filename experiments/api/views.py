@@ -26,6 +26,7 @@ from experiments.services import (
     exposures_record,
 )
 from marketing.api.errors import RowsRejected
+from marketing.api.pagination import NewestFirstCursorPagination
 from marketing.api.schema import bulk_error_responses, error_responses
 from marketing.api.views import EXTERNAL_ID, ListView
 from marketing.models import Campaign, Customer, Event, Segment
@@ -380,11 +381,12 @@ TASK_EXAMPLE = {"id": 42, "name": "segment_size", "status": "succeeded", "progre
 
 class TaskRunListView(ListView):
     permission_model = TaskRun
+    pagination_class = NewestFirstCursorPagination
     serializer_class = s.TaskRunSerializer
     filter_class = s.TaskRunFilterSerializer
 
     @extend_schema(
-        tags=["tasks"], summary="List background tasks",
+        tags=["tasks"], summary="List background tasks, newest first",
         parameters=[s.TaskRunFilterSerializer],
         responses={200: s.TaskRunSerializer(many=True), **error_responses(400, 404)},
         examples=[OpenApiExample("Task", value=TASK_EXAMPLE, response_only=True)],

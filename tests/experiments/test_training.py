@@ -62,7 +62,7 @@ def test_it_registers_evaluated_versions_and_picks_the_champion(demo):
         assert v.rows_train + v.rows_validation + v.rows_test == 1_500
     champions = ModelVersion.objects.filter(is_champion=True)
     assert champions.count() == 1
-    assert champions.get().qini == max(v.qini for v in versions)
+    assert champions.get().selection_score == max(v.selection_score for v in versions)
 
 
 def artifact_load_folder(version):
@@ -76,15 +76,15 @@ def test_a_worse_or_failed_retrain_never_replaces_the_champion(demo):
     assert first.is_champion
     worse = ModelVersion.objects.create(
         campaign=demo.campaign, experiment=demo, kind="uplift", estimator="tarnet",
-        target_metric="conversion", status="ready", qini=first.qini - 0.01)
+        target_metric="conversion", status="ready", selection_score=first.selection_score - 0.01)
     failed = ModelVersion.objects.create(
         campaign=demo.campaign, experiment=demo, kind="uplift", estimator="tarnet",
-        target_metric="conversion", status="failed", qini=first.qini + 1)
+        target_metric="conversion", status="failed", selection_score=first.selection_score + 1)
     assert not champion_consider(worse) and not champion_consider(failed)
     assert ModelVersion.objects.get(is_champion=True) == first
     better = ModelVersion.objects.create(
         campaign=demo.campaign, experiment=demo, kind="uplift", estimator="tarnet",
-        target_metric="conversion", status="ready", qini=first.qini + 0.01)
+        target_metric="conversion", status="ready", selection_score=first.selection_score + 0.01)
     assert champion_consider(better)
     assert ModelVersion.objects.get(is_champion=True) == better
 
