@@ -77,3 +77,20 @@ def test_the_command_refuses_a_second_seed_unless_told_to_skip(capsys):
     from django.core.management.base import CommandError
     with pytest.raises(CommandError):
         call_command("seed_demo", "--customers", "50")
+
+
+@pytest.mark.django_db(transaction=True)  # on_commit hooks fire as in make run
+def test_the_demo_pipeline_analyses_trains_scores_and_targets(settings, tmp_path, capsys):
+    from experiments.models import AnalysisResult, CustomerScore, ModelVersion, TargetingList
+
+    settings.MODEL_ARTIFACT_DIR = tmp_path / "models"
+    demo_seed(customers=600, seed=13, anchor=ANCHOR)
+    call_command("demo_pipeline", "--max-epochs", "2")
+    out = capsys.readouterr().out
+    assert "Analysis of demo_spring: 600 customers" in out
+    assert AnalysisResult.objects.count() == 1
+    champion = ModelVersion.objects.get(is_champion=True)
+    assert champion.estimator == "default" and "causalml_X" in champion.metrics["baselines"]
+    assert CustomerScore.objects.filter(model_version=champion).count() == 600
+    assert TargetingList.objects.get().model_version == champion
+    assert "Targeting list" in out
