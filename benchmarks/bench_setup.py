@@ -48,9 +48,9 @@ def demo_ensure(customers: int, seed: int = 7) -> None:
     from marketing.models import Customer
 
     if demo_exists():
-        have = Customer.objects.count()
+        have = Customer.objects.filter(external_id__startswith="demo-").count()
         if have != customers:
-            raise SystemExit(f"the benchmark database holds {have} customers, not {customers}: "
+            raise SystemExit(f"the benchmark database holds {have} demo customers, not {customers}: "
                              "drop it or pass the matching --customers")
         return
     started = time.perf_counter()

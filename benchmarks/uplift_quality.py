@@ -39,6 +39,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import resource
@@ -165,7 +166,8 @@ def _propensity(t: np.ndarray) -> dict[int, np.ndarray]:
     }
 
 
-def causalml_learner(name: str, threads: int, seed: int):
+def causalml_learner(name: str, threads: int | None, seed: int):
+    threads = threads or min(2, os.cpu_count() or 1)
     from causalml.inference.meta import (
         BaseDRRegressor,
         BaseRRegressor,
@@ -214,8 +216,10 @@ def fit_predict_causalml(name: str, split: Split, threads: int, seed: int) -> tu
     return np.asarray(effect, dtype=float), seconds
 
 
-def fit_predict_deep(name: str, split: Split, threads: int, seed: int) -> tuple[np.ndarray, float]:
-    estimator = make_estimator(name, random_state=seed, n_threads=threads)
+def fit_predict_deep(
+    name: str, split: Split, threads: int, seed: int, params: dict | None = None
+) -> tuple[np.ndarray, float]:
+    estimator = make_estimator(name, **{"random_state": seed, "n_threads": threads, **(params or {})})
     started = time.perf_counter()
     estimator.fit(split.x_train, split.t_train, split.y_train)
     seconds = time.perf_counter() - started
@@ -228,6 +232,7 @@ def evaluate(
     threads: int,
     seed: int,
     log: Callable[[str], None],
+    deep_params: dict | None = None,
 ) -> dict[str, Score]:
     results: dict[str, Score] = {}
     for name in learners:
@@ -236,7 +241,7 @@ def evaluate(
             if name in CAUSALML_LEARNERS:
                 effect, seconds = fit_predict_causalml(name, split, threads, seed)
             else:
-                effect, seconds = fit_predict_deep(name, split, threads, seed)
+                effect, seconds = fit_predict_deep(name, split, threads, seed, deep_params)
             n_arms = int(split.t_train.max())
             effect = effect.reshape(-1, n_arms) if n_arms > 1 else effect.reshape(-1)
             if split.tau_test is not None:
@@ -306,7 +311,10 @@ def scale_benchmark(rows: int, threads: int, seed: int, with_default_x: bool) ->
     context = multiprocessing.get_context("spawn")
     kinds = ["default", "X_known_propensity"] + (["X_own_propensity"] if with_default_x else [])
     timings = {}
-    print(f"\n== Scale: {rows:,} rows x 30 features, {threads} threads, one fresh process each")
+    print(
+        f"\n== Scale: {rows:,} rows x 30 features, threads={threads or 'default'},"
+        " one fresh process each"
+    )
     for kind in kinds:
         queue = context.Queue()
         process = context.Process(target=_scale_worker, args=(kind, rows, threads, seed, queue))
@@ -332,7 +340,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ihdp-realisations", type=int, default=None, help="first N files only")
     parser.add_argument("--hillstrom", type=Path, default=DATA_DIR / "hillstrom.csv.gz")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="threads per learner (LightGBM n_jobs, torch); default min(2, cpus) for causalml "
+        "and the models_dl policy (1 thread below 1024-row batches) for the deep ones",
+    )
+    parser.add_argument(
+        "--deep-params", type=json.loads, default={},
+        help='JSON overrides for every deep estimator, e.g. \'{"max_epochs": 50}\'',
+    )
     parser.add_argument("--scale-rows", type=int, default=0, help="add the timing run on N rows")
     parser.add_argument(
         "--scale-x-own-propensity", action="store_true",
@@ -363,7 +379,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             parser.error(f"unknown data set {dataset!r}")
         log(f"\n{title}")
-        tables.append((title, evaluate(args.learners, splits, args.threads, args.seed, log)))
+        tables.append(
+            (title, evaluate(args.learners, splits, args.threads, args.seed, log, args.deep_params))
+        )
 
     for title, results in tables:
         print_table(title, results)

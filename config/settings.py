@@ -131,6 +131,8 @@ if not DEBUG:
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI served locally, no CDN
 API_BULK_MAX_ROWS = 10_000
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
+# How long a verified API key is cached: a deactivated key works at most this long.
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "marketing.api.authentication.ApiKeyAuthentication",

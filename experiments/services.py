@@ -205,12 +205,13 @@ def assign_customers(
     from experiments.hashing import choose_arm, in_traffic
     from marketing.models import Customer
     from marketing.segment_rules import segment_members
+    from marketing.services import values_matching
 
     wanted = {e for e in external_ids if isinstance(e, str) and "\x00" not in e}
-    customers: dict[str, tuple[int, bool]] = {}
-    for chunk in _chunks(sorted(wanted)):
-        customers.update((e, (pk, consent)) for e, pk, consent in Customer.objects.filter(
-            external_id__in=chunk).values_list("external_id", "id", "marketing_consent"))
+    customers: dict[str, tuple[int, bool]] = {
+        e: (pk, consent) for e, pk, consent in values_matching(
+            Customer.objects.values_list("external_id", "id", "marketing_consent"),
+            "external_id", sorted(wanted))}
     rejected = [
         {"index": i, "errors": {"customer": f"no customer with external_id {e!r}"}}
         for i, e in enumerate(external_ids) if not isinstance(e, str) or e not in customers
@@ -300,7 +301,12 @@ def conversions_record(*, experiment: Experiment, rows: Sequence[object], source
     """
     from collections.abc import Mapping
 
-    from marketing.services import EventRecordResult, events_validate, events_write
+    from marketing.services import (
+        EventRecordResult,
+        events_validate,
+        events_write,
+        values_matching,
+    )
 
     metrics = list(experiment.metrics.all())
     kinds = {m.event_kind for m in metrics}
@@ -309,11 +315,9 @@ def conversions_record(*, experiment: Experiment, rows: Sequence[object], source
     external_ids = sorted({r.get("customer") for r in rows
                            if isinstance(r, Mapping) and isinstance(r.get("customer"), str)
                            and "\x00" not in r.get("customer")})
-    assigned: set[str] = set()
-    for chunk in _chunks(external_ids):
-        assigned.update(Assignment.objects.filter(
-            experiment=experiment, customer__external_id__in=chunk,
-        ).values_list("customer__external_id", flat=True))
+    assigned = set(values_matching(
+        Assignment.objects.filter(experiment=experiment).values_list(
+            "customer__external_id", flat=True), "customer__external_id", external_ids))
     extra: dict[int, dict[str, str]] = {}
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):

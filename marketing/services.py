@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import CharField, Lookup, QuerySet
@@ -109,7 +111,7 @@ _EVENT_FIELDS = frozenset({"customer", "kind", "occurred_at", "value", "properti
 _EVENT_KINDS = frozenset(Event.Kind.values)
 _KEY_MAX = Event._meta.get_field("idempotency_key").max_length
 _SOURCE_MAX = Event._meta.get_field("source").max_length
-_WRITE_ATTEMPTS = 3
+_WRITE_ATTEMPTS = 3  # optimistic write, then with a fresh read of stored keys, twice
 
 
 def aware_datetime(value: object) -> datetime | None:
@@ -258,19 +260,25 @@ def events_validate(rows: Sequence[object], *, source: str) -> tuple[list[tuple]
 def events_write(events: Sequence[tuple], *, source: str) -> EventRecordResult:
     """Insert validated events, skipping those whose (source, key) is stored.
 
-    The fast path reads the stored keys, then writes the rest in one COPY
-    (marketing.bulk). A concurrent request that stores one of the keys in
-    between makes the insert fail on the unique constraint; the batch is then
-    rolled back and retried with a fresh read, so a key is never counted twice.
+    Optimistic: the whole batch goes in with one COPY (marketing.bulk), the
+    common case of new events costing no read. If a key is already stored (a
+    retried delivery, or a concurrent request) the unique constraint fails
+    the batch, which is rolled back; the stored keys are then read and the
+    rest written. So a key is never counted twice, and a retry of a large
+    batch costs one failed COPY more than the first delivery.
     """
     keys = [e[6] for e in events if e[6] is not None]
+    existing: set[str] = set()
     for attempt in range(_WRITE_ATTEMPTS):
-        existing = set(values_matching(
-            Event.objects.filter(source=source).values_list("idempotency_key", flat=True),
-            "idempotency_key", keys))
+        if attempt:
+            existing = set(values_matching(
+                Event.objects.filter(source=source).values_list("idempotency_key", flat=True),
+                "idempotency_key", keys))
         fresh = [e for e in events if e[6] is None or e[6] not in existing] if existing else events
         try:
-            with transaction.atomic():
+            # wrap_database_errors: COPY runs on the driver's own cursor, whose
+            # errors Django would otherwise not translate to IntegrityError.
+            with transaction.atomic(), connection.wrap_database_errors:
                 rows_insert(Event, EVENT_COLUMNS, fresh)
         except IntegrityError:
             if attempt == _WRITE_ATTEMPTS - 1:
@@ -343,24 +351,40 @@ def api_key_verify(raw_key: str) -> ApiKey | None:
     """The active key matching ``<prefix>.<secret>``, or None.
 
     One indexed read by prefix, then a constant-time comparison of the
-    secret's SHA-256. ``last_used_at`` is written at most once a minute so a
-    busy integration does not turn every read into a write.
+    secret's SHA-256. The row is cached for API_KEY_CACHE_SECONDS (so a
+    deactivated key stops working within that time) and ``last_used_at`` is
+    written at most once a minute: a busy integration costs no query here.
     """
     prefix, _, secret = raw_key.partition(".")
     if not secret or len(prefix) > ApiKey._meta.get_field("prefix").max_length or \
             not prefix.isalnum():
         return None
-    key = ApiKey.objects.filter(prefix=prefix, is_active=True).first()
-    if key is None or not hmac.compare_digest(key.secret_hash, _api_secret_hash(secret)):
+    cache_key = f"api-key:{prefix}"
+    key = cache.get(cache_key)
+    if key is None:
+        key = ApiKey.objects.filter(prefix=prefix, is_active=True).order_by().first()
+        if key is None:
+            return None
+        cache.set(cache_key, key, settings.API_KEY_CACHE_SECONDS)
+    if not hmac.compare_digest(key.secret_hash, _api_secret_hash(secret)):
         return None
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > API_KEY_USE_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+        cache.set(cache_key, key, settings.API_KEY_CACHE_SECONDS)
     return key
 
 
 API_KEY_USE_RESOLUTION = timedelta(minutes=1)
+
+
+def api_key_deactivate(*, key: ApiKey) -> ApiKey:
+    """Revoke a key now, in this process's cache too (others: within the cache time)."""
+    ApiKey.objects.filter(pk=key.pk).update(is_active=False)
+    cache.delete(f"api-key:{key.prefix}")
+    key.is_active = False
+    return key
 
 
 # --- Customers in bulk -----------------------------------------------------
@@ -399,7 +423,7 @@ def customers_upsert_bulk(rows: Sequence[object]) -> CustomerBulkResult:
             return result
         now = timezone.now()
         try:
-            with transaction.atomic():
+            with transaction.atomic(), connection.wrap_database_errors:
                 rows_insert(Customer, ["external_id", "attributes", "marketing_consent",
                                        "created_at", "updated_at"],
                             [(e, a, c, now, now) for e, a, c in inserts])

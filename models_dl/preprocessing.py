@@ -200,9 +200,10 @@ class TabularPreprocessor:
             if spec.kind == "categorical":
                 labels = _category_labels(series)
                 index = {label: i for i, label in enumerate(spec.categories)}
-                codes = labels.map(lambda v, index=index, other=len(spec.categories): index.get(v, other))
+                # unseen and missing levels land in the last ("other") column
+                codes = labels.map(index).fillna(len(spec.categories)).to_numpy(dtype=np.int64)
                 block = np.zeros((frame.shape[0], spec.width), dtype=np.float32)
-                block[np.arange(frame.shape[0]), codes.to_numpy(dtype=np.int64)] = 1.0
+                block[np.arange(frame.shape[0]), codes] = 1.0
                 out[:, offset : offset + spec.width] = block
             else:
                 values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)

@@ -15,6 +15,7 @@ from .estimators import (
     CFRNet,
     DeepUpliftEstimator,
     DragonNet,
+    ExplicitUpliftEstimator,
     NeuralSLearner,
     NeuralTLearner,
     TARNet,
@@ -30,7 +31,7 @@ __all__ = [
 
 _ESTIMATORS: dict[str, type[DeepUpliftEstimator]] = {
     cls.estimator_name: cls
-    for cls in (TARNet, CFRNet, DragonNet, NeuralSLearner, NeuralTLearner)
+    for cls in (TARNet, CFRNet, DragonNet, ExplicitUpliftEstimator, NeuralSLearner, NeuralTLearner)
 }
 
 #: (registered name, preset hyperparameters) of the estimator behind ``"default"``.

@@ -6,10 +6,14 @@ the device / thread policy:
 
 * **device**: ``"auto"`` uses CUDA when present, else the CPU.
 * **threads**: ``torch.set_num_threads`` is set for the duration of a fit or
-  predict only (default ``min(2, os.cpu_count())``) and restored afterwards.
-  Celery runs several workers per machine; letting each one grab every core
-  makes them thrash, and changing the setting for good would leak into
-  whatever else runs in the process.
+  predict only and restored afterwards (changing it for good would leak into
+  whatever else runs in the process). The default (:func:`default_threads`)
+  is one thread for mini-batches under 1024 rows and ``min(2, cpus)`` above:
+  small matrix products gain little from a second thread, and when other
+  processes (Celery workers, a database) share the cores, OpenMP threads
+  waiting on each other made a small-batch epoch 5-10 times slower on our
+  2-core machine. Celery runs one worker per core; each task using one
+  thread is what keeps them from thrashing.
 * **randomness**: initialisation, shuffling and dropout draw from the global
   torch generator inside :func:`torch.random.fork_rng`, seeded from
   ``random_state``; the caller's random state is left untouched and the same
@@ -32,6 +36,7 @@ from torch import nn
 
 __all__ = [
     "EarlyStopping",
+    "default_threads",
     "ProgressCallback",
     "TrainingConfig",
     "TrainingProgress",
@@ -121,10 +126,15 @@ def resolve_batch_size(n_rows: int) -> int:
     return int(min(2048, max(64, 2 ** round(math.log2(target)))))
 
 
+def default_threads(batch_size: int) -> int:
+    """Intra-op threads when the caller does not say: 1 below 1024-row batches, else up to 2."""
+    return min(2, os.cpu_count() or 1) if batch_size >= 1024 else 1
+
+
 @contextlib.contextmanager
-def torch_threads(n_threads: int | None) -> Iterator[None]:
-    """Use ``n_threads`` intra-op threads inside the block (default ``min(2, cpus)``)."""
-    wanted = n_threads if n_threads else min(2, os.cpu_count() or 1)
+def torch_threads(n_threads: int | None, batch_size: int = 1024) -> Iterator[None]:
+    """Use ``n_threads`` intra-op threads inside the block (default :func:`default_threads`)."""
+    wanted = n_threads if n_threads else default_threads(batch_size)
     previous = torch.get_num_threads()
     torch.set_num_threads(wanted)
     try:
@@ -200,7 +210,9 @@ class EarlyStopping:
         return self._bad_rounds >= self.patience
 
 
-LossFunction = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
+LossFunction = Callable[
+    [nn.Module, dict[str, torch.Tensor], bool], tuple[torch.Tensor, torch.Tensor]
+]
 
 
 def _evaluate(
@@ -214,7 +226,7 @@ def _evaluate(
         for start in range(0, data.n, max(batch_size, 4096)):
             index = torch.arange(start, min(start + max(batch_size, 4096), data.n))
             batch = data.batch(index)
-            _, criterion = loss_fn(module, batch)
+            _, criterion = loss_fn(module, batch, False)
             w = batch["w"].sum().item()
             total += criterion.item() * w
             weight += w
@@ -234,10 +246,11 @@ def train_network(
 ) -> dict[str, list[float]]:
     """Optimise ``module`` in place and return the loss history.
 
-    ``loss_fn(module, batch)`` returns ``(objective, criterion)``: the
-    objective is minimised; the criterion (the weighted factual loss, with
-    no penalties) is what early stopping watches on the validation split,
-    as in Shalit et al. (2017). Every batch dict carries a weight column
+    ``loss_fn(module, batch, penalise)`` returns ``(objective, criterion)``:
+    the objective is minimised; the criterion (the weighted factual loss,
+    with no penalties) is what early stopping watches on the validation
+    split, as in Shalit et al. (2017). With ``penalise=False`` the penalties
+    (IPM, propensity...) may be skipped, which validation does. Every batch dict carries a weight column
     ``"w"``. Without a validation split training runs ``max_epochs``.
     """
     train_data = _Data(train)
@@ -266,7 +279,7 @@ def train_network(
             # a tiny trailing batch gives a noisy step (and breaks IPM estimates): skip it
             if index.numel() < min(batch_size, 2):
                 continue
-            objective, _ = loss_fn(module, train_data.batch(index))
+            objective, _ = loss_fn(module, train_data.batch(index), True)
             optimiser.zero_grad(set_to_none=True)
             objective.backward()
             if config.gradient_clip:

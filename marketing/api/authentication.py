@@ -7,6 +7,7 @@ for how keys are stored and checked.
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
@@ -36,8 +37,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = api_key_verify(raw_key)
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or inactive API key.")
-        from django.contrib.auth.models import AnonymousUser
-
         return AnonymousUser(), key
 
     def authenticate_header(self, request) -> str:

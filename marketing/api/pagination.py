@@ -10,3 +10,7 @@ class IdCursorPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1_000
+
+
+class NewestFirstCursorPagination(IdCursorPagination):
+    ordering = "-id"

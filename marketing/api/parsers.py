@@ -45,6 +45,7 @@ def _parse_constant(name: str):
 
 
 MAX_DEPTH = 32
+_CONTAINERS = frozenset({dict, list})
 
 
 def _problem(data: object, *, check_strings: bool) -> str | None:
@@ -53,23 +54,23 @@ def _problem(data: object, *, check_strings: bool) -> str | None:
     Walks containers iteratively (no recursion limit to hit) and fails on
     nesting deeper than MAX_DEPTH, which recursive consumers (segment rules,
     the JSON encoder) would turn into a RecursionError, and, when asked, on
-    strings with NUL or an unpaired surrogate.
+    strings with NUL or an unpaired surrogate. A container holding no
+    container is passed over at C speed (the rows of a bulk request).
     """
     stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:
             return f"JSON nested deeper than {MAX_DEPTH} levels is not accepted."
-        items = value.items() if isinstance(value, dict) else value
-        for item in items:
-            if isinstance(value, dict):
-                key, item = item
-                if check_strings and not _string_ok(key):
-                    return _BAD_STRING
-            if isinstance(item, (dict, list)):
-                stack.append((item, depth + 1))
-            elif check_strings and isinstance(item, str) and not _string_ok(item):
+        children = value.values() if type(value) is dict else value
+        if check_strings:
+            if type(value) is dict and not all(map(_string_ok, value)):
                 return _BAD_STRING
+            if not all(_string_ok(c) for c in children if type(c) is str):
+                return _BAD_STRING
+        if _CONTAINERS.isdisjoint(map(type, children)):
+            continue
+        stack.extend((c, depth + 1) for c in children if type(c) in _CONTAINERS)
     return None
 
 

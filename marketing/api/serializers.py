@@ -165,7 +165,7 @@ class EventSerializer(serializers.ModelSerializer):
 
 
 class EventFilterSerializer(serializers.Serializer):
-    customer = serializers.CharField(required=False, max_length=128,
+    customer = serializers.CharField(required=False, max_length=128, trim_whitespace=False,
                                      help_text="The customer's external_id.")
     kind = serializers.ChoiceField(choices=Event.Kind.choices, required=False)
     source = serializers.CharField(required=False, max_length=64)

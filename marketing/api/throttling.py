@@ -3,41 +3,62 @@
 Three buckets, configured in settings (``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]``,
 from API_THROTTLE_READ / _WRITE / _BULK): ``read`` for safe methods, ``write``
 for the rest, and ``bulk`` for views that set ``throttle_scope = "bulk"``
-(their rows count once per request, not per row). Counts live in Django's
-cache: per process with the default local-memory cache, shared when
-CACHES points at Redis.
+(a bulk request counts once, not once per row).
+
+A fixed window counted with ``cache.add`` + ``cache.incr``: two constant-time
+cache operations per request, where DRF's sliding window stores and
+rewrites the time of every request in the window. Counts live in Django's
+cache: per process with the default local-memory cache, shared by all
+processes when CACHES points at Redis.
 """
 
 from __future__ import annotations
 
+import time
+
+from django.core.cache import cache
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from marketing.models import ApiKey
 
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-class ClientRateThrottle(SimpleRateThrottle):
-    cache_format = "api-throttle:%(scope)s:%(ident)s"
 
-    def __init__(self):
-        # Rates are read per request (not at import) so settings overrides apply.
-        pass
+def rate_parse(rate: str) -> tuple[int, int]:
+    """'120/min' -> (120, 60): requests per window of seconds."""
+    count, period = rate.split("/")
+    return int(count), _PERIODS[period[0]]
 
-    def allow_request(self, request, view):
-        self.scope = getattr(view, "throttle_scope", None) or (
+
+class ClientRateThrottle(BaseThrottle):
+    def allow_request(self, request, view) -> bool:
+        scope = getattr(view, "throttle_scope", None) or (
             "read" if request.method in SAFE_METHODS else "write")
-        self.rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-        if self.rate is None:
+        # Read per request, not at import, so settings overrides apply.
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(scope)
+        if rate is None:
             return True
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        limit, window = rate_parse(rate)
+        now = time.time()
+        start = int(now // window * window)
+        self.retry_after = start + window - now
+        key = f"api-throttle:{scope}:{self.client(request)}:{start}"
+        cache.add(key, 0, window + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, window + 1)
+            count = 1
+        return count <= limit
 
-    def get_cache_key(self, request, view) -> str:
+    def client(self, request) -> str:
         if isinstance(request.auth, ApiKey):
-            ident = f"key{request.auth.pk}"
-        elif request.user and request.user.is_authenticated:
-            ident = f"user{request.user.pk}"
-        else:
-            ident = f"ip{self.get_ident(request)}"
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+            return f"key{request.auth.pk}"
+        if request.user and request.user.is_authenticated:
+            return f"user{request.user.pk}"
+        return f"ip{self.get_ident(request)}"
+
+    def wait(self) -> float:
+        return self.retry_after

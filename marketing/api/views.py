@@ -17,7 +17,7 @@ from marketing.api import serializers as s
 from marketing.api.errors import RowsRejected
 from marketing.api.pagination import IdCursorPagination
 from marketing.api.schema import bulk_error_responses, error_responses
-from marketing.models import Campaign, Customer, CustomerAttribute, Event, Segment
+from marketing.models import ApiKey, Campaign, Customer, CustomerAttribute, Event, Segment
 from marketing.privacy import customer_data_export, customer_erase
 from marketing.services import (
     campaign_create,
@@ -43,7 +43,7 @@ CAMPAIGN_KEY = OpenApiParameter(
 
 def requester(request) -> str:
     """Who made the request, for audit records: the key's name or the username."""
-    if request.auth is not None and hasattr(request.auth, "name"):
+    if isinstance(request.auth, ApiKey):
         return f"api-key:{request.auth.name}"
     return f"user:{request.user.get_username()}" if request.user.is_authenticated else ""
 

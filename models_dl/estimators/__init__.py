@@ -3,6 +3,7 @@
 from .base import DeepUpliftEstimator
 from .cfrnet import CFRNet
 from .dragonnet import DragonNet
+from .euen import ExplicitUpliftEstimator
 from .meta_learners import NeuralSLearner, NeuralTLearner
 from .tarnet import TARNet
 
@@ -10,6 +11,7 @@ __all__ = [
     "CFRNet",
     "DeepUpliftEstimator",
     "DragonNet",
+    "ExplicitUpliftEstimator",
     "NeuralSLearner",
     "NeuralTLearner",
     "TARNet",

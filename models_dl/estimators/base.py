@@ -20,7 +20,6 @@ outcome scaling) and ``weights.pt`` (the state dict, read back with
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,10 +31,12 @@ from torch import nn
 
 from ..losses import expected_outcome, factual_loss
 from ..networks import NetworkOutput, outcome_width
+from ..persistence import read_artifact, write_artifact
 from ..preprocessing import OutcomeScaler, TabularPreprocessor, infer_outcome_type
 from ..training import (
     ProgressCallback,
     TrainingConfig,
+    resolve_batch_size,
     resolve_device,
     seeded,
     torch_threads,
@@ -43,9 +44,8 @@ from ..training import (
     validation_split,
 )
 
-__all__ = ["DeepUpliftEstimator", "FORMAT_VERSION", "check_treatment"]
+__all__ = ["DeepUpliftEstimator", "check_treatment"]
 
-FORMAT_VERSION = 1
 _PREDICT_CHUNK = 65_536
 
 
@@ -89,7 +89,13 @@ class DeepUpliftEstimator(BaseEstimator):
         outcome class, at most 100 000 rows).
     n_ensemble:
         Number of networks trained from different seeds and validation splits;
-        their expected outcomes are averaged.
+        their expected outcomes are averaged (Lakshminarayanan et al. 2017,
+        "deep ensembles"). Averaging removes seed-to-seed variance, which
+        dominates on small data.
+    ensemble_row_budget:
+        Caps the members at ``max(1, round(ensemble_row_budget / n_rows))``
+        so that the cost of ensembling stays bounded on large data, where a
+        single network already has little variance. ``None``: no cap.
     categorical_features, max_categories, log_skew_threshold:
         Passed to :class:`~models_dl.preprocessing.TabularPreprocessor`.
     random_state:
@@ -97,8 +103,9 @@ class DeepUpliftEstimator(BaseEstimator):
     device:
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     n_threads:
-        Torch intra-op threads during fit and predict; ``None`` is
-        ``min(2, os.cpu_count())``. Restored afterwards.
+        Torch intra-op threads during fit and predict, restored afterwards;
+        ``None``: one thread for mini-batches under 1024 rows, else
+        ``min(2, os.cpu_count())`` (see :mod:`models_dl.training`).
     callback:
         Called with a :class:`~models_dl.training.TrainingProgress` after
         every epoch; not saved with the model.
@@ -115,6 +122,7 @@ class DeepUpliftEstimator(BaseEstimator):
     max_steps_per_epoch: int = 500
     validation_fraction: float = 0.2
     n_ensemble: int = 1
+    ensemble_row_budget: int | None = None
     categorical_features: list[Any] | None = None
     max_categories: int = 50
     log_skew_threshold: float | None = 2.0
@@ -139,13 +147,15 @@ class DeepUpliftEstimator(BaseEstimator):
 
     # ------------------------------------------------------------- fit
     def _loss(
-        self, network: nn.Module, batch: dict[str, torch.Tensor]
+        self, network: nn.Module, batch: dict[str, torch.Tensor], penalise: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         output = network(batch["x"])
         rows = torch.arange(batch["t"].shape[0], device=batch["t"].device)
         per_row = factual_loss(output.outcomes[rows, batch["t"]], batch["y"], self.outcome_type_)
         w = batch["w"]
         criterion = (per_row * w).sum() / w.sum().clamp_min(1e-12)
+        if not penalise:
+            return criterion, criterion
         return criterion + self._penalty(network, output, batch), criterion
 
     def fit(
@@ -186,7 +196,8 @@ class DeepUpliftEstimator(BaseEstimator):
             if self.random_state is not None
             else int(np.random.default_rng().integers(2**31 - 1))
         )
-        member_seeds = np.random.SeedSequence(seed).generate_state(max(self.n_ensemble, 1))
+        self.n_members_ = self._n_members(n_rows)
+        member_seeds = np.random.SeedSequence(seed).generate_state(self.n_members_)
         strata = t * 2 + (y > 0) if self.outcome_type_ != "continuous" else t
         config = TrainingConfig(
             max_epochs=self.max_epochs,
@@ -203,7 +214,9 @@ class DeepUpliftEstimator(BaseEstimator):
         w_all = torch.from_numpy(weights.astype(np.float32))
         networks = []
         self.history_ = []
-        with torch_threads(self.n_threads):
+        train_rows = n_rows - int(round(n_rows * min(self.validation_fraction, 1.0)))
+        batch_size = self.batch_size or resolve_batch_size(max(train_rows, 1))
+        with torch_threads(self.n_threads, batch_size):
             for member, member_seed in enumerate(member_seeds):
                 rng = np.random.default_rng(int(member_seed))
                 train_idx, val_idx = validation_split(
@@ -238,6 +251,12 @@ class DeepUpliftEstimator(BaseEstimator):
         self.networks_ = nn.ModuleList(networks).eval()
         return self
 
+    def _n_members(self, n_rows: int) -> int:
+        members = max(self.n_ensemble, 1)
+        if self.ensemble_row_budget is not None:
+            members = min(members, max(1, round(self.ensemble_row_budget / max(n_rows, 1))))
+        return members
+
     # ---------------------------------------------------------- predict
     def _check_fitted(self) -> None:
         if not hasattr(self, "networks_"):
@@ -252,7 +271,7 @@ class DeepUpliftEstimator(BaseEstimator):
         self._check_fitted()
         features = self.preprocessor_.transform(X)
         result = np.zeros((features.shape[0], self.n_arms_), dtype=np.float64)
-        with torch_threads(self.n_threads), torch.no_grad():
+        with torch_threads(self.n_threads, _PREDICT_CHUNK), torch.no_grad():
             for start in range(0, features.shape[0], _PREDICT_CHUNK):
                 chunk = torch.from_numpy(features[start : start + _PREDICT_CHUNK]).to(self.device_)
                 total = None
@@ -279,10 +298,7 @@ class DeepUpliftEstimator(BaseEstimator):
     def save(self, path: str | Path) -> Path:
         """Write ``config.json`` and ``weights.pt`` into the folder ``path``."""
         self._check_fitted()
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
         config = {
-            "format_version": FORMAT_VERSION,
             "estimator": self.estimator_name,
             "class": type(self).__name__,
             "params": self._config_params(),
@@ -292,28 +308,20 @@ class DeepUpliftEstimator(BaseEstimator):
             "n_arms": self.n_arms_,
             "n_features_in": self.n_features_in_,
             "n_inputs": self.n_inputs_,
-            "best_epochs": [int(np.nanargmin(h["val_loss"])) + 1 if h["val_loss"]
-                            and not np.all(np.isnan(h["val_loss"])) else None
-                            for h in self.history_],
-            "torch_version": torch.__version__,
+            "n_members": self.n_members_,
+            "epochs_trained": [len(h["train_loss"]) for h in self.history_],
         }
-        (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-        state = {k: v.detach().cpu() for k, v in self.networks_.state_dict().items()}
-        torch.save(state, folder / "weights.pt")
-        return folder
+        return write_artifact(path, config, self.networks_.state_dict())
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> DeepUpliftEstimator:
         """Rebuild an estimator saved by :meth:`save` (any subclass when called on the base)."""
-        folder = Path(path)
-        config = json.loads((folder / "config.json").read_text())
-        if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported model format {config.get('format_version')!r}")
+        config, state = read_artifact(path)
         from ..registry import estimator_class  # late import: the registry imports us
 
         klass = estimator_class(config["estimator"])
         if cls is not DeepUpliftEstimator and not issubclass(klass, cls):
-            raise TypeError(f"{folder} holds a {klass.__name__}, not a {cls.__name__}")
+            raise TypeError(f"{path} holds a {klass.__name__}, not a {cls.__name__}")
         tuple_fields = {f.name for f in fields(klass) if isinstance(f.default, tuple)}
         params = {
             k: tuple(v) if k in tuple_fields and isinstance(v, list) else v
@@ -327,14 +335,14 @@ class DeepUpliftEstimator(BaseEstimator):
         estimator.n_arms_ = config["n_arms"]
         estimator.n_features_in_ = config["n_features_in"]
         estimator.n_inputs_ = config["n_inputs"]
+        estimator.n_members_ = config["n_members"]
         estimator.device_ = resolve_device(device)
         estimator.history_ = []
         width = outcome_width(estimator.outcome_type_)
         networks = nn.ModuleList(
             estimator._build_network(estimator.n_inputs_, estimator.n_arms_, width)
-            for _ in range(max(estimator.n_ensemble, 1))
+            for _ in range(estimator.n_members_)
         )
-        state = torch.load(folder / "weights.pt", weights_only=True, map_location="cpu")
         networks.load_state_dict(state)
         estimator.networks_ = networks.to(estimator.device_).eval()
         return estimator

@@ -7,6 +7,7 @@
 
 from .blocks import ArmMLP, activation_layer, mlp
 from .uplift import (
+    ExplicitUpliftNet,
     MultiHeadUpliftNet,
     NetworkOutput,
     SingleModelNet,
@@ -15,6 +16,7 @@ from .uplift import (
 
 __all__ = [
     "ArmMLP",
+    "ExplicitUpliftNet",
     "MultiHeadUpliftNet",
     "NetworkOutput",
     "SingleModelNet",

@@ -4,13 +4,14 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.cache import cache
 from django.core.management import call_command
 from django.test import override_settings
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
 from marketing.models import ApiKey, Customer
-from marketing.services import api_key_create, api_key_verify
+from marketing.services import api_key_create, api_key_deactivate, api_key_verify
 
 pytestmark = pytest.mark.django_db
 
@@ -42,16 +43,25 @@ def test_it_stores_only_a_hash_and_checks_the_secret():
     assert key.prefix == prefix and secret not in key.secret_hash and len(key.secret_hash) == 64
     assert api_key_verify(raw) == key
     assert api_key_verify(f"{prefix}.{secret[:-1]}x") is None
-    key.is_active = False
-    key.save()
-    assert api_key_verify(raw) is None
 
 
-def test_it_refuses_a_deactivated_key():
+def test_a_deactivated_key_is_refused_at_once():
     key, raw = api_key_create(name="crm", scope="write")
-    ApiKey.objects.filter(pk=key.pk).update(is_active=False)
-    response = APIClient().get("/api/v1/customers/", HTTP_AUTHORIZATION=f"Api-Key {raw}")
-    assert response.status_code == 401
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    assert client.get("/api/v1/customers/").status_code == 200  # now cached
+    api_key_deactivate(key=key)
+    assert client.get("/api/v1/customers/").status_code == 401
+
+
+def test_a_key_deactivated_elsewhere_is_refused_once_the_cache_expires():
+    key, raw = api_key_create(name="crm", scope="write")
+    assert api_key_verify(raw) == key
+    ApiKey.objects.filter(pk=key.pk).update(is_active=False)  # e.g. in the admin
+    assert api_key_verify(raw) == key  # still cached, for up to API_KEY_CACHE_SECONDS
+    with override_settings(API_KEY_CACHE_SECONDS=0):
+        cache.clear()
+        assert api_key_verify(raw) is None
 
 
 def test_a_read_key_may_read_but_not_write(reader):

@@ -1,10 +1,12 @@
 """Customers: upsert one or 10,000, read, list with filters and cursors."""
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.utils import timezone
 
+from marketing import services
 from marketing.models import Customer, CustomerAttribute
 from tests.api.conftest import rows_of
 
@@ -112,3 +114,21 @@ def test_the_list_pages_by_cursor_and_filters(api):
 def test_it_lists_the_declared_attributes(api):
     keys = [a["key"] for a in api.get("/api/v1/customer-attributes/").json()["results"]]
     assert keys == list(CustomerAttribute.objects.values_list("key", flat=True))
+
+
+def test_a_customer_created_meanwhile_turns_the_insert_into_an_update(api):
+    """The race between reading stored customers and writing: retried, not a 500."""
+    Customer.objects.create(external_id="c1", attributes={"age": 1})
+    real = services._customers_stored
+    calls = []
+
+    def stale_then_real(external_ids):
+        calls.append(1)
+        return {} if len(calls) == 1 else real(external_ids)
+
+    with mock.patch.object(services, "_customers_stored", side_effect=stale_then_real):
+        response = api.post("/api/v1/customers/bulk/", {"customers": [
+            {"external_id": "c1", "attributes": {"age": 2}}, {"external_id": "c2"}]},
+            format="json")
+    assert response.json() == {"created": 1, "updated": 1, "unchanged": 0}
+    assert Customer.objects.get(external_id="c1").attributes == {"age": 2}

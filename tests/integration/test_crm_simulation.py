@@ -13,7 +13,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -46,6 +45,7 @@ def live_api(celery_worker_process):
                             f":{db['PORT'] or 5432}/{db['NAME']}"),
            "CELERY_BROKER_URL": BROKER, "CELERY_RESULT_BACKEND": BROKER,
            "CELERY_TASK_ALWAYS_EAGER": "false"}
+    (ROOT / "var").mkdir(exist_ok=True)
     log = open(ROOT / "var" / "test-gunicorn.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
