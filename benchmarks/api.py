@@ -4,7 +4,7 @@
                              [--rounds 3] [--batches 5]            (from the repo root)
 
 Needs PostgreSQL: BENCH_DATABASE_URL (default
-postgres://postgres@127.0.0.1:5432/campaign_bench) is DROPPED and recreated.
+postgres://postgres@127.0.0.1:5432/campaign_bench_api) is DROPPED and recreated.
 
 1. Single-customer assignment: POST /api/v1/experiments/<key>/assignments/
    under gunicorn with 2 sync workers, ``--concurrency`` clients, against a
@@ -41,7 +41,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/campaign_bench"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/campaign_bench_api"
 BATCH_ROWS = 10_000
 
 

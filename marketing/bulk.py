@@ -64,7 +64,10 @@ def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
     rows = iter(rows)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            # COPY goes through the driver's own cursor; wrap_database_errors
+            # turns its errors into Django's (IntegrityError and friends).
+            with connection.wrap_database_errors, \
+                    cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(prepared(row))
                     count += 1

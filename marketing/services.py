@@ -276,9 +276,7 @@ def events_write(events: Sequence[tuple], *, source: str) -> EventRecordResult:
                 "idempotency_key", keys))
         fresh = [e for e in events if e[6] is None or e[6] not in existing] if existing else events
         try:
-            # wrap_database_errors: COPY runs on the driver's own cursor, whose
-            # errors Django would otherwise not translate to IntegrityError.
-            with transaction.atomic(), connection.wrap_database_errors:
+            with transaction.atomic():
                 rows_insert(Event, EVENT_COLUMNS, fresh)
         except IntegrityError:
             if attempt == _WRITE_ATTEMPTS - 1:
@@ -423,7 +421,7 @@ def customers_upsert_bulk(rows: Sequence[object]) -> CustomerBulkResult:
             return result
         now = timezone.now()
         try:
-            with transaction.atomic(), connection.wrap_database_errors:
+            with transaction.atomic():
                 rows_insert(Customer, ["external_id", "attributes", "marketing_consent",
                                        "created_at", "updated_at"],
                             [(e, a, c, now, now) for e, a, c in inserts])

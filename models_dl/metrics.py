@@ -38,6 +38,7 @@ __all__ = [
     "auuc_score",
     "cumulative_gain",
     "cumulative_qini",
+    "per_arm_curves",
     "per_arm_scores",
     "perfect_qini_curve",
     "perfect_uplift_curve",
@@ -332,6 +333,20 @@ def sqrt_pehe(tau_true: Any, tau_pred: Any) -> float:
 
 
 # --------------------------------------------------------------- multi-arm
+def _per_arm(metric: Callable[..., Any], y_true: Any, uplift: Any, treatment: Any, **kwargs: Any):
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    u = np.asarray(uplift, dtype=np.float64)
+    u = u.reshape(-1, 1) if u.ndim == 1 else u
+    t = np.asarray(treatment).reshape(-1).astype(np.int64)
+    if u.shape[0] != t.shape[0]:
+        raise ValueError("uplift and treatment have different numbers of rows")
+    results = {}
+    for arm in range(1, u.shape[1] + 1):
+        rows = (t == 0) | (t == arm)
+        results[arm] = metric(y[rows], u[rows, arm - 1], (t[rows] == arm).astype(int), **kwargs)
+    return results
+
+
 def per_arm_scores(
     metric: Callable[..., float],
     y_true: Any,
@@ -345,12 +360,18 @@ def per_arm_scores(
     scored on the rows with ``treatment in {0, k}`` using column ``k - 1``.
     Returns ``{k: score}``; the mean over arms is a one-number summary.
     """
-    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
-    u = np.asarray(uplift, dtype=np.float64)
-    u = u.reshape(-1, 1) if u.ndim == 1 else u
-    t = np.asarray(treatment).reshape(-1).astype(np.int64)
-    scores = {}
-    for arm in range(1, u.shape[1] + 1):
-        rows = (t == 0) | (t == arm)
-        scores[arm] = float(metric(y[rows], u[rows, arm - 1], (t[rows] == arm).astype(int), **kwargs))
-    return scores
+    return {
+        arm: float(value)
+        for arm, value in _per_arm(metric, y_true, uplift, treatment, **kwargs).items()
+    }
+
+
+def per_arm_curves(
+    curve: Callable[..., tuple[np.ndarray, np.ndarray]],
+    y_true: Any,
+    uplift: Any,
+    treatment: Any,
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per-arm curves (e.g. :func:`qini_curve`), arm ``k`` against control as in
+    :func:`per_arm_scores`. Returns ``{k: (x, y)}``."""
+    return _per_arm(curve, y_true, uplift, treatment)

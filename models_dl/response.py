@@ -63,6 +63,7 @@ class NeuralBinaryClassifier(ClassifierMixin, BaseEstimator):
     max_epochs: int = 200
     patience: int = 10
     max_steps_per_epoch: int = 500
+    max_steps: int | None = None
     validation_fraction: float = 0.2
     calibrate: bool = True
     random_state: int | None = None
@@ -130,6 +131,7 @@ class NeuralBinaryClassifier(ClassifierMixin, BaseEstimator):
             weight_decay=self.weight_decay,
             patience=self.patience,
             max_steps_per_epoch=self.max_steps_per_epoch,
+            max_steps=self.max_steps,
         )
         with torch_threads(self.n_threads, batch_size), seeded(seed):
             network = self._build_network().to(self.device_)

@@ -85,10 +85,13 @@ class TrainingConfig:
     ``batch_size=None`` picks :func:`resolve_batch_size`. An "epoch" is one
     pass over the training rows, capped at ``max_steps_per_epoch`` updates
     so that on a million rows validation and early stopping still happen
-    every few seconds.
+    every few seconds. ``max_steps`` caps the updates over the whole run:
+    on large data the validation loss keeps creeping down for many epochs
+    and it is the compute budget, not overfitting, that should end training.
     """
 
     max_epochs: int = 300
+    max_steps: int | None = None
     batch_size: int | None = None
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
@@ -267,10 +270,14 @@ def train_network(
     steps_per_epoch = min(math.ceil(train_data.n / batch_size), config.max_steps_per_epoch)
     order = torch.randperm(train_data.n, device=device)
     cursor = 0
+    total_steps = 0
     module.train()
     for epoch in range(1, config.max_epochs + 1):
         running = 0.0
+        done = 0
         for _ in range(steps_per_epoch):
+            if config.max_steps is not None and total_steps >= config.max_steps:
+                break
             if cursor >= train_data.n:
                 order = torch.randperm(train_data.n, device=device)
                 cursor = 0
@@ -286,7 +293,9 @@ def train_network(
                 nn.utils.clip_grad_norm_(module.parameters(), config.gradient_clip)
             optimiser.step()
             running += objective.item()
-        train_loss = running / steps_per_epoch
+            done += 1
+            total_steps += 1
+        train_loss = running / max(done, 1)
         history["train_loss"].append(train_loss)
         if val_data is not None:
             val_loss = _evaluate(module, loss_fn, val_data, batch_size)
@@ -295,6 +304,8 @@ def train_network(
             val_loss, stop = math.nan, False
         history["val_loss"].append(val_loss)
         if not math.isfinite(train_loss):
+            stop = True
+        if config.max_steps is not None and total_steps >= config.max_steps:
             stop = True
         last = stop or epoch == config.max_epochs
         if callback is not None:

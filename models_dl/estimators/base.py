@@ -84,6 +84,9 @@ class DeepUpliftEstimator(BaseEstimator):
         Epoch cap and early-stopping patience on the factual validation loss.
     max_steps_per_epoch:
         Cap on updates between two validation checks (large data sets).
+    max_steps:
+        Cap on the updates of each network over the whole fit (a compute
+        budget for large data); ``None``: no cap.
     validation_fraction:
         Share of rows held out for early stopping (stratified by arm and
         outcome class, at most 100 000 rows).
@@ -120,6 +123,7 @@ class DeepUpliftEstimator(BaseEstimator):
     max_epochs: int = 300
     patience: int = 20
     max_steps_per_epoch: int = 500
+    max_steps: int | None = None
     validation_fraction: float = 0.2
     n_ensemble: int = 1
     ensemble_row_budget: int | None = None
@@ -206,6 +210,7 @@ class DeepUpliftEstimator(BaseEstimator):
             weight_decay=self.weight_decay,
             patience=self.patience,
             max_steps_per_epoch=self.max_steps_per_epoch,
+            max_steps=self.max_steps,
         )
 
         x_all = torch.from_numpy(features)

@@ -150,3 +150,36 @@ def test_it_throttles_each_key_separately(reader):
         response = reader.get("/api/v1/segments/")
         assert error_code(response) == "throttled" and int(response["Retry-After"]) > 0
         assert other.get("/api/v1/segments/").status_code == 200
+
+
+def schema_operations() -> list[tuple[str, str]]:
+    """(method, path) of every operation, path parameters filled with their examples."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path":
+                    example = next(iter(parameter["examples"].values()))["value"]
+                    path = path.replace("{" + parameter["name"] + "}", str(example))
+            operations.append((method.upper(), path))
+    return operations
+
+
+OPERATIONS = schema_operations()
+
+
+@pytest.mark.parametrize("method, path", OPERATIONS)
+def test_every_operation_needs_credentials(method, path):
+    response = APIClient().generic(method, path, "{}", content_type="application/json")
+    assert response.status_code == 401
+    assert error_code(response) == "not_authenticated"
+
+
+@pytest.mark.parametrize("method, path", [op for op in OPERATIONS if op[0] != "GET"])
+def test_every_write_operation_refuses_a_read_key(reader, method, path):
+    response = reader.generic(method, path, "{}", content_type="application/json")
+    assert response.status_code == 403
+    assert error_code(response) == "permission_denied"

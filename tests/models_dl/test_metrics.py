@@ -125,6 +125,10 @@ def test_per_arm_scores_use_each_arm_against_control():
         metrics.qini_auc_score(y[rows], uplift[rows, 0], t[rows] == 1)
     )
     assert set(scores) == {1, 2}
+    curves = metrics.per_arm_curves(metrics.qini_curve, y, uplift, t)
+    x, q = metrics.qini_curve(y[rows], uplift[rows, 0], t[rows] == 1)
+    np.testing.assert_array_equal(curves[1][0], x)
+    np.testing.assert_array_equal(curves[1][1], q)
 
 
 def test_sqrt_pehe():
