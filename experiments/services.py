@@ -27,7 +27,7 @@ from experiments.tasks import (
     response_model_train_task,
     uplift_model_train_task,
 )
-from marketing.models import Campaign, Event, Segment
+from marketing.models import Campaign, CustomerAttribute, Event, Segment
 from models_dl import available_estimators
 from models_dl.baselines import CAUSALML_LEARNERS
 
@@ -68,6 +68,13 @@ def experiment_create(
         raise ValidationError({"arms": "arm weights must have a positive sum"})
     if sum(1 for m in metrics if m.role == Metric.Role.PRIMARY) != 1:
         raise ValidationError({"metrics": "exactly one metric must be primary"})
+    kinds = dict(CustomerAttribute.objects.filter(key__in=list(breakdown_attributes))
+                 .values_list("key", "kind"))
+    for i, key in enumerate(breakdown_attributes):
+        if kinds.get(key) not in {CustomerAttribute.Kind.CATEGORICAL,
+                                  CustomerAttribute.Kind.BOOLEAN}:
+            raise ValidationError({f"breakdown_attributes[{i}]": f"{key!r} is not a declared "
+                                   "categorical or boolean attribute"})
     experiment = Experiment(
         campaign=campaign, key=key, name=name, eligibility_segment=eligibility_segment,
         attribution_window_days=attribution_window_days, traffic_fraction=traffic_fraction,
