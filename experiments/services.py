@@ -70,11 +70,11 @@ def experiment_create(
         raise ValidationError({"metrics": "exactly one metric must be primary"})
     kinds = dict(CustomerAttribute.objects.filter(key__in=list(breakdown_attributes))
                  .values_list("key", "kind"))
-    for i, key in enumerate(breakdown_attributes):
-        if kinds.get(key) not in {CustomerAttribute.Kind.CATEGORICAL,
-                                  CustomerAttribute.Kind.BOOLEAN}:
-            raise ValidationError({f"breakdown_attributes[{i}]": f"{key!r} is not a declared "
-                                   "categorical or boolean attribute"})
+    for i, attribute in enumerate(breakdown_attributes):
+        if kinds.get(attribute) not in {CustomerAttribute.Kind.CATEGORICAL,
+                                        CustomerAttribute.Kind.BOOLEAN}:
+            raise ValidationError({f"breakdown_attributes[{i}]": f"{attribute!r} is not a "
+                                   "declared categorical or boolean attribute"})
     experiment = Experiment(
         campaign=campaign, key=key, name=name, eligibility_segment=eligibility_segment,
         attribution_window_days=attribution_window_days, traffic_fraction=traffic_fraction,

@@ -80,3 +80,10 @@ def test_breakdowns_must_be_declared_categorical_or_boolean_attributes():
     assert "breakdown_attributes[1]" in caught.value.message_dict
     assert experiment_make(breakdown_attributes=["channel", "vip"]).breakdown_attributes == [
         "channel", "vip"]
+
+
+def test_experiment_create_keeps_the_key_it_was_given():
+    from tests.factories import attributes_declare
+    attributes_declare()
+    experiment = experiment_make(key="spring_test", breakdown_attributes=["channel"])
+    assert experiment.key == "spring_test"
