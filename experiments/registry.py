@@ -14,6 +14,7 @@ leaves the live champion in place.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -23,7 +24,9 @@ from experiments.models import ModelVersion
 
 
 def artifact_folder(version: ModelVersion) -> Path:
-    return Path(settings.MODEL_ARTIFACT_DIR) / f"{version.kind}-{version.id}"
+    """A new folder per version; the random suffix keeps two databases (or a
+    restored backup) that share MODEL_ARTIFACT_DIR from overwriting each other."""
+    return Path(settings.MODEL_ARTIFACT_DIR) / f"{version.kind}-{version.id}-{uuid.uuid4().hex[:12]}"
 
 
 def artifact_checksum(folder: Path) -> str:

@@ -76,8 +76,9 @@ def _score_rows(version, model, ids: np.ndarray, X, arm_names: list[str], cutoff
         response = np.asarray(model.predict_proba(X))[:, 1]
         return [(version.id, int(c), None, "", {}, float(r), cutoff)
                 for c, r in zip(ids.tolist(), response.tolist(), strict=True)]
-    effect = np.asarray(model.predict(X)).reshape(ids.size, -1)
-    control = np.asarray(model.predict_outcomes(X))[:, 0]
+    # One forward pass: the effect of arm k is its expected outcome minus control's.
+    outcomes = np.asarray(model.predict_outcomes(X)).reshape(ids.size, -1)
+    effect, control = outcomes[:, 1:] - outcomes[:, [0]], outcomes[:, 0]
     best = effect.argmax(axis=1)
     names = arm_names[1:] if len(arm_names) == effect.shape[1] + 1 else [
         f"arm_{k + 1}" for k in range(effect.shape[1])]

@@ -124,20 +124,57 @@ def _sequence_sql(spec: FeatureSpec, source_sql: str, source_params: list) -> tu
     return sql, [*source_params, spec.sequence_length]
 
 
-def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray) -> pd.DataFrame:
-    attributes = dict(Customer.objects.filter(id__in=customer_ids.tolist())
-                      .values_list("id", "attributes"))
+def _attribute_sql(key: str, kind: str) -> tuple[str, list]:
+    """The attribute as a typed column: float for numeric/boolean, text for categorical."""
+    if connection.vendor == "postgresql":
+        text = "(c.attributes ->> %s)"
+        if kind == CustomerAttribute.Kind.CATEGORICAL:
+            return text, [key]
+        if kind == CustomerAttribute.Kind.BOOLEAN:
+            return f"CASE {text} WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END", [key]
+        return f"CAST({text} AS DOUBLE PRECISION)", [key]
+    value = "json_extract(c.attributes, %s)"  # SQLite gives booleans as 1 / 0
+    if kind == CustomerAttribute.Kind.CATEGORICAL:
+        return f"CAST({value} AS TEXT)", [f"$.{key}"]
+    return f"CAST({value} AS REAL)", [f"$.{key}"]
+
+
+def _attributes_query(spec: FeatureSpec, low: int, high: int) -> tuple[str, list, list[str]]:
+    """Attribute columns of the customers with low <= id <= high, extracted in SQL."""
     kinds = dict(CustomerAttribute.objects.filter(key__in=spec.attributes)
                  .values_list("key", "kind"))
-    columns = {}
+    select, params = ["c.id"], []
     for key in spec.attributes:
-        values = [attributes.get(int(c), {}).get(key) for c in customer_ids]
-        if kinds.get(key) == CustomerAttribute.Kind.CATEGORICAL:
-            columns[key] = pd.Series(values, dtype="object")
-        else:  # numeric and boolean become floats; missing stays NaN for the model
-            columns[key] = pd.Series([np.nan if v is None else float(v) for v in values],
-                                     dtype="float64")
-    return pd.DataFrame(columns)
+        expression, p = _attribute_sql(key, kinds.get(key, CustomerAttribute.Kind.NUMERIC))
+        select.append(expression)
+        params += p
+    sql = (f"SELECT {', '.join(select)} FROM {_q(Customer._meta.db_table)} c "
+           f"WHERE c.id >= %s AND c.id <= %s")
+    categorical = [k for k in spec.attributes if kinds.get(k) == CustomerAttribute.Kind.CATEGORICAL]
+    return sql, [*params, low, high], categorical
+
+
+def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray) -> pd.DataFrame:
+    """Declared attributes for ``customer_ids`` (sorted), one row each in that order.
+
+    Numeric and boolean attributes become floats (missing: NaN, which the
+    models' preprocessing handles); categorical ones stay strings.
+    """
+    if not spec.attributes:
+        return pd.DataFrame(index=range(customer_ids.size))
+    sql, params, categorical = _attributes_query(spec, int(customer_ids[0]),
+                                                 int(customer_ids[-1]))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    frame = pd.DataFrame(rows, columns=["id", *spec.attributes]).set_index("id")
+    frame = frame.reindex(customer_ids).reset_index(drop=True)
+    for key in spec.attributes:
+        if key in categorical:
+            frame[key] = frame[key].astype("object").where(frame[key].notna(), None)
+        else:
+            frame[key] = pd.to_numeric(frame[key], errors="coerce").astype("float64")
+    return frame
 
 
 def _sequences(spec: FeatureSpec, source_sql: str, source_params: list,

@@ -125,6 +125,12 @@ def test_scoring_twice_gives_the_same_rows_and_matches_the_model(demo,
     row = CustomerScore.objects.order_by("customer_id").first()
     assert row.uplift == pytest.approx(max(row.uplift_by_arm.values()), abs=1e-6)
     assert row.best_arm in {"email", "email_discount"}
+    from experiments.registry import artifact_load
+    from marketing.features import FeatureSpec, features_build, fixed_cutoff
+    (chunk,) = features_build(spec=FeatureSpec.from_json(version.feature_spec),
+                              source=fixed_cutoff(cutoff, "SELECT %s", [row.customer_id]))
+    predicted = artifact_load(version).predict(chunk.frame).reshape(-1)
+    assert sorted(row.uplift_by_arm.values()) == pytest.approx(sorted(predicted), abs=1e-5)
 
 
 def test_the_train_request_validates_its_input_and_runs_the_task(demo,
