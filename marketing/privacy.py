@@ -20,7 +20,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from experiments.models import Assignment, Exposure
+from experiments.models import Assignment, CustomerScore, Exposure, TargetingEntry
 from marketing.models import Customer, CustomerAttribute, ErasureRecord, Event
 
 
@@ -80,5 +80,26 @@ def customer_data_export(*, customer: Customer) -> dict:
             {"erased_at": r.erased_at.isoformat(), "requested_by": r.requested_by,
              "attributes_removed": r.attributes_removed, "events_scrubbed": r.events_scrubbed}
             for r in customer.erasures.all()
+        ],
+        # Model predictions about the customer and the contact lists they were put on.
+        "scores": [
+            {"model_version": version_id, "campaign": campaign, "kind": kind,
+             "uplift": uplift, "best_arm": best_arm, "uplift_by_arm": uplift_by_arm,
+             "response": response, "scored_at": scored_at.isoformat()}
+            for version_id, campaign, kind, uplift, best_arm, uplift_by_arm, response, scored_at
+            in CustomerScore.objects.filter(customer=customer).order_by("model_version_id")
+            .values_list("model_version_id", "model_version__campaign__key",
+                         "model_version__kind", "uplift", "best_arm", "uplift_by_arm",
+                         "response", "scored_at")
+        ],
+        "targeting_entries": [
+            {"targeting_list": list_id, "campaign": campaign,
+             "created_at": created_at.isoformat(), "rank": rank, "arm": arm, "uplift": uplift,
+             "expected_profit": expected_profit}
+            for list_id, campaign, created_at, rank, arm, uplift, expected_profit
+            in TargetingEntry.objects.filter(customer=customer).order_by("targeting_list_id")
+            .values_list("targeting_list_id", "targeting_list__campaign__key",
+                         "targeting_list__created_at", "rank", "arm", "uplift",
+                         "expected_profit")
         ],
     }

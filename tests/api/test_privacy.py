@@ -3,7 +3,13 @@
 import pytest
 
 from experiments.assignment import assign_customer
-from experiments.models import Experiment
+from experiments.models import (
+    CustomerScore,
+    Experiment,
+    ModelVersion,
+    TargetingEntry,
+    TargetingList,
+)
 from experiments.outcomes import outcome_sums
 from experiments.services import experiment_transition, exposures_record
 from marketing.models import CustomerAttribute, ErasureRecord, Event
@@ -91,3 +97,28 @@ def test_a_read_key_may_export_but_not_erase(reader, erasable):
     assert reader.post(f"/api/v1/customers/{customer.external_id}/erase/").status_code == 403
     customer.refresh_from_db()
     assert customer.erased_at is None
+
+
+def test_the_export_holds_the_customers_scores_and_targeting_entries(api, erasable):
+    experiment, customer = erasable
+    version = ModelVersion.objects.create(
+        campaign=experiment.campaign, experiment=experiment, kind="uplift", estimator="tarnet",
+        target_metric="purchase", status="ready")
+    CustomerScore.objects.create(model_version=version, customer=customer, uplift=0.125,
+                                 best_arm="email", uplift_by_arm={"email": 0.125},
+                                 response=0.25, scored_at=T0)
+    target = TargetingList.objects.create(campaign=experiment.campaign, model_version=version)
+    TargetingEntry.objects.create(targeting_list=target, customer=customer, rank=1, arm="email",
+                                  uplift=0.125, expected_profit=4.5)
+    export = api.get(f"/api/v1/customers/{customer.external_id}/export/").json()
+    assert export["scores"] == [
+        {"model_version": version.id, "campaign": experiment.campaign.key, "kind": "uplift",
+         "uplift": 0.125, "best_arm": "email", "uplift_by_arm": {"email": 0.125},
+         "response": 0.25, "scored_at": "2026-06-01T12:00:00+00:00"}]
+    assert export["targeting_entries"] == [
+        {"targeting_list": target.id, "campaign": experiment.campaign.key,
+         "created_at": target.created_at.isoformat(), "rank": 1, "arm": "email",
+         "uplift": 0.125, "expected_profit": 4.5}]
+    other = customer_make()
+    assert customer_data_export(customer=other)["scores"] == []
+    assert customer_data_export(customer=other)["targeting_entries"] == []

@@ -25,13 +25,20 @@ def test_every_operation_has_a_response_example_and_writes_a_request_example(sch
     missing = []
     for name, operation in operations(schema):
         success = [r for code, r in operation["responses"].items() if code.startswith("2")]
-        if not any(r.get("content", {}).get("application/json", {}).get("examples")
-                   for r in success):
+        # Any media type: the targeting list's CSV download documents a text/csv example.
+        if not any(media.get("examples") for r in success
+                   for media in r.get("content", {}).values()):
             missing.append(f"{name}: response")
         body = operation.get("requestBody")
         if body and not body["content"]["application/json"].get("examples"):
             missing.append(f"{name}: request")
     assert missing == []
+
+
+def test_the_csv_download_documents_its_media_type_and_json_errors(schema):
+    responses = schema["paths"]["/api/v1/target-lists/{id}/csv/"]["get"]["responses"]
+    assert list(responses["200"]["content"]) == ["text/csv"]
+    assert list(responses["404"]["content"]) == ["application/json"]
 
 
 def test_every_operation_needs_credentials_and_documents_the_error_format(schema):
@@ -50,7 +57,16 @@ def test_the_schema_lists_the_endpoints_of_the_issue(schema):
                  "/api/v1/experiments/{key}/assignments/bulk/",
                  "/api/v1/experiments/{key}/exposures/", "/api/v1/experiments/{key}/conversions/",
                  "/api/v1/tasks/{id}/", "/api/v1/customers/{external_id}/erase/",
-                 "/api/v1/customers/{external_id}/export/"]:
+                 "/api/v1/customers/{external_id}/export/",
+                 "/api/v1/experiments/{key}/analyse/", "/api/v1/experiments/{key}/results/",
+                 "/api/v1/experiments/{key}/results/latest/",
+                 "/api/v1/experiments/{key}/results/{id}/", "/api/v1/experiments/{key}/train/",
+                 "/api/v1/campaigns/{key}/train-response/",
+                 "/api/v1/campaigns/{key}/target-lists/", "/api/v1/model-versions/",
+                 "/api/v1/model-versions/{id}/", "/api/v1/model-versions/{id}/score/",
+                 "/api/v1/model-versions/{id}/scores/",
+                 "/api/v1/customers/{external_id}/scores/", "/api/v1/target-lists/{id}/",
+                 "/api/v1/target-lists/{id}/entries/", "/api/v1/target-lists/{id}/csv/"]:
         assert path in paths
 
 

@@ -11,15 +11,25 @@ import os
 
 import pytest
 import schemathesis
+from django.core.management.color import no_style
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from config.wsgi import application
+from experiments.api.views import MODEL_VERSION_EXAMPLE, RESULT_EXAMPLE
 from experiments.assignment import assign_customer
-from experiments.models import Experiment, TaskRun
+from experiments.models import (
+    AnalysisResult,
+    CustomerScore,
+    Experiment,
+    ModelVersion,
+    TargetingEntry,
+    TargetingList,
+    TaskRun,
+)
 from experiments.services import ArmSpec, MetricSpec, experiment_create, experiment_transition
 from marketing.models import Customer, Event, Segment
 from marketing.services import api_key_create, campaign_create
@@ -48,6 +58,33 @@ def crm_data(db):
     assign_customer(experiment=experiment, customer=customers[0])
     Event.objects.create(customer=customers[0], kind="purchase", occurred_at=T0, value=5)
     TaskRun.objects.create(id=42, name="segment_size", params={"segment_id": 1})
+    AnalysisResult.objects.create(
+        id=5, experiment=experiment, customers=1, decision="keep_running",
+        decision_reasons=["Not enough customers yet."], srm_p_value=None,
+        payload=RESULT_EXAMPLE["payload"])
+    version = ModelVersion.objects.create(
+        id=7, campaign=campaign, experiment=experiment, kind="uplift", estimator="tarnet",
+        target_metric="purchase", status="ready", is_champion=True, selection_score=0.3,
+        **{k: MODEL_VERSION_EXAMPLE[k] for k in ("params", "feature_spec", "metrics", "curves",
+                                                 "artifact_sha256")})
+    for customer, uplift in zip(customers, [0.08, -0.01], strict=True):
+        CustomerScore.objects.create(model_version=version, customer=customer, uplift=uplift,
+                                     best_arm="email", uplift_by_arm={"email": uplift},
+                                     response=0.05, scored_at=T0)
+    target = TargetingList.objects.create(
+        id=3, campaign=campaign, model_version=version, size=1, total_cost=0.05,
+        expected_profit=3.15, expected_conversions=0.08,
+        parameters={"cost_per_contact": 0.05, "value_per_conversion": 40.0, "budget": None,
+                    "max_contacts": None, "eligible": 2},
+        profit_curve={"contacts": [0, 1], "profit": [0.0, 3.15]})
+    TargetingEntry.objects.create(targeting_list=target, customer=customers[0], rank=1,
+                                  arm="email", uplift=0.08, expected_profit=3.15)
+    # Rows made with explicit ids leave PostgreSQL's sequences behind; rows the
+    # requests create must not collide with them.
+    with connection.cursor() as cursor:
+        for sql in connection.ops.sequence_reset_sql(
+                no_style(), [TaskRun, AnalysisResult, ModelVersion, TargetingList]):
+            cursor.execute(sql)
 
 
 @pytest.fixture

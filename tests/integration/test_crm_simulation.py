@@ -13,6 +13,7 @@ import secrets
 import socket
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -157,11 +158,11 @@ def test_a_crm_runs_an_experiment_through_the_api(live_api):
     # A background task on the real worker, followed through the task endpoint.
     run = crm.call("POST", "/segments/web/count/", 202)
 
-    def finished():
-        task = crm.call("GET", f"/tasks/{run['id']}/")
+    def finished(task_id: int):
+        task = crm.call("GET", f"/tasks/{task_id}/")
         return task if task["status"] in {"succeeded", "failed"} else None
 
-    task = wait_for(finished, timeout=120)
+    task = wait_for(lambda: finished(run["id"]), timeout=120)
     assert task["status"] == "succeeded", task["error"]
     assert task["result"]["members"] == sum(c["attributes"]["channel"] == "web" for c in customers)
 
@@ -174,6 +175,16 @@ def test_a_crm_runs_an_experiment_through_the_api(live_api):
         assert purchase["sum_y"] == sum(1 for c in members if c in buyers)
         revenue = outcomes[arm]["metrics"]["revenue"]
         assert revenue["sum_y"] == pytest.approx(sum(buyers.get(c, 0.0) for c in members))
+
+    # The analysis, run on the worker: its sample sizes are the assignments the CRM got.
+    analysis = crm.call("POST", "/experiments/autumn_ab/analyse/", 202)
+    task = wait_for(lambda: finished(analysis["id"]), timeout=120)
+    assert task["status"] == "succeeded", task["error"]
+    latest = crm.call("GET", "/experiments/autumn_ab/results/latest/")
+    assert latest["id"] == task["result"]["analysis_result_id"]
+    assert latest["payload"]["sample_sizes"] == dict(Counter(arm_of.values()))
+    assert latest["customers"] == consenting
+    assert latest["decision"] in {"ship", "stop", "keep_running"}
 
     # Reading every assignment back through the cursor pages.
     seen, path = 0, "/experiments/autumn_ab/assignments/?page_size=1000"
