@@ -121,6 +121,27 @@ class _ExportErasure(serializers.Serializer):
     events_scrubbed = serializers.IntegerField()
 
 
+class _ExportScore(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    campaign = serializers.CharField()
+    kind = serializers.CharField()
+    uplift = serializers.FloatField(allow_null=True)
+    best_arm = serializers.CharField(allow_blank=True)
+    uplift_by_arm = serializers.DictField(child=serializers.FloatField())
+    response = serializers.FloatField(allow_null=True)
+    scored_at = serializers.DateTimeField()
+
+
+class _ExportTargetingEntry(serializers.Serializer):
+    targeting_list = serializers.IntegerField()
+    campaign = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    rank = serializers.IntegerField()
+    arm = serializers.CharField()
+    uplift = serializers.FloatField()
+    expected_profit = serializers.FloatField()
+
+
 class CustomerExportSerializer(serializers.Serializer):
     """Documents marketing.privacy.customer_data_export's result (already JSON-ready)."""
 
@@ -129,6 +150,8 @@ class CustomerExportSerializer(serializers.Serializer):
     assignments = _ExportAssignment(many=True)
     exposures = _ExportExposure(many=True)
     erasures = _ExportErasure(many=True)
+    scores = _ExportScore(many=True)
+    targeting_entries = _ExportTargetingEntry(many=True)
 
 
 class EventInSerializer(serializers.Serializer):

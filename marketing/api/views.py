@@ -206,7 +206,15 @@ class CustomerExportView(GenericAPIView):
                              "assigned_at": "2026-06-01T12:00:00+00:00"}],
             "exposures": [{"experiment": "spring_email", "exposed_at": "2026-06-01T13:00:00+00:00",
                            "idempotency_key": "send-1"}],
-            "erasures": []})],
+            "erasures": [],
+            "scores": [{"model_version": 7, "campaign": "spring", "kind": "uplift",
+                        "uplift": 0.042, "best_arm": "email",
+                        "uplift_by_arm": {"email": 0.042, "email_discount": 0.031},
+                        "response": 0.08, "scored_at": "2026-06-20T02:00:00+00:00"}],
+            "targeting_entries": [{"targeting_list": 3, "campaign": "spring",
+                                   "created_at": "2026-06-20T03:00:00+00:00", "rank": 18,
+                                   "arm": "email", "uplift": 0.042,
+                                   "expected_profit": 1.74}]})],
     )
     def get(self, request, external_id: str):
         return Response(customer_data_export(customer=customer_or_404(external_id)))
