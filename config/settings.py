@@ -104,7 +104,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKE
 CELERY_TASK_EAGER_PROPAGATES = True
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://"
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
+# Scoring fans out with a chord, which needs a result backend: with a Redis
+# broker the same Redis serves; with RabbitMQ set CELERY_RESULT_BACKEND to a
+# Redis URL. Task status for people lives in the database (TaskRun) either way.
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None)
+CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES", 86_400, minimum=60)
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -7,7 +7,7 @@ from marketing.models import Segment
 from marketing.services import segment_create, segment_size_request
 from marketing.tasks import segment_size
 from tests.factories import attributes_declare, customer_make
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import ROOT, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -32,8 +32,13 @@ def test_the_worker_counts_a_segment_and_a_redelivery_changes_nothing(celery_wor
 
     # The same message delivered again must not run the job a second time.
     finished_at = done.finished_at
-    segment_size.delay(run.id).get(timeout=60)
+    segment_size.delay(run.id)
+    # The solo worker takes messages in order: once a later run has finished,
+    # the redelivered message has been handled.
+    barrier = segment_size_request(segment=segment)
+    assert wait_for(lambda: finished(barrier.id)).status == TaskRun.Status.SUCCEEDED
     assert TaskRun.objects.get(id=run.id).finished_at == finished_at
+    assert "already claimed or finished" in (ROOT / "var" / "test-worker.log").read_text()
 
 
 def test_the_worker_analyses_an_experiment(celery_worker_process):
