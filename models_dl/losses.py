@@ -134,12 +134,22 @@ def sinkhorn_wasserstein(
     return (plan * cost).sum()
 
 
+def _ipm(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "wasserstein":
+        return sinkhorn_wasserstein(a, b)
+    if kind == "mmd":
+        return mmd2_rbf(a, b)
+    if kind == "mmd_linear":
+        return mmd2_linear(a, b)
+    raise ValueError(f"unknown ipm {kind!r}; use 'wasserstein', 'mmd' or 'mmd_linear'")
+
+
 def ipm_penalty(
     representation: torch.Tensor,
     treatment: torch.Tensor,
     n_arms: int,
     kind: str = "wasserstein",
-    max_rows: int = 512,
+    max_rows: int = 256,
 ) -> torch.Tensor:
     """Mean IPM between the control representation and each treated arm's.
 
@@ -159,14 +169,7 @@ def ipm_penalty(
         treated = representation[treatment == arm][:max_rows]
         if treated.shape[0] < 2:
             continue
-        if kind == "wasserstein":
-            total = total + sinkhorn_wasserstein(treated, control)
-        elif kind == "mmd":
-            total = total + mmd2_rbf(treated, control)
-        elif kind == "mmd_linear":
-            total = total + mmd2_linear(treated, control)
-        else:
-            raise ValueError(f"unknown ipm {kind!r}; use 'wasserstein', 'mmd' or 'mmd_linear'")
+        total = total + _ipm(treated, control, kind)
         pairs += 1
     return total / max(pairs, 1)
 

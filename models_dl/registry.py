@@ -35,7 +35,18 @@ _ESTIMATORS: dict[str, type[DeepUpliftEstimator]] = {
 }
 
 #: (registered name, preset hyperparameters) of the estimator behind ``"default"``.
-DEFAULT_ESTIMATOR: tuple[str, dict[str, Any]] = ("cfrnet", {})
+DEFAULT_ESTIMATOR: tuple[str, dict[str, Any]] = (
+    "cfrnet",
+    {
+        "representation_layers": (128, 128, 128),
+        "head_layers": (64, 64),
+        "alpha": 0.3,
+        "ipm_when": "imbalanced",
+        "n_ensemble": 5,
+        "ensemble_row_budget": 400_000,
+        "max_rows_processed": 1_600_000,
+    },
+)
 
 
 def available_estimators() -> list[str]:

@@ -34,7 +34,9 @@ from .training import (
     TrainingConfig,
     resolve_batch_size,
     resolve_device,
+    resolve_seed,
     seeded,
+    subset_to_device,
     torch_threads,
     train_network,
     validation_split,
@@ -63,7 +65,7 @@ class NeuralBinaryClassifier(ClassifierMixin, BaseEstimator):
     max_epochs: int = 200
     patience: int = 10
     max_steps_per_epoch: int = 500
-    max_steps: int | None = None
+    max_rows_processed: int | None = None
     validation_fraction: float = 0.2
     calibrate: bool = True
     random_state: int | None = None
@@ -88,11 +90,6 @@ class NeuralBinaryClassifier(ClassifierMixin, BaseEstimator):
         raise NotImplementedError
 
     # --------------------------------------------------------------- fit
-    @staticmethod
-    def _subset(tensors: dict[str, torch.Tensor], index: np.ndarray, device) -> dict:
-        ix = torch.from_numpy(index)
-        return {k: v[ix].to(device) for k, v in tensors.items()}
-
     def _loss(self, network: nn.Module, batch: dict[str, torch.Tensor], penalise: bool = True):
         logit = network(batch)
         per_row = F.binary_cross_entropy_with_logits(logit, batch["y"], reduction="none")
@@ -116,11 +113,7 @@ class NeuralBinaryClassifier(ClassifierMixin, BaseEstimator):
         tensors["y"] = torch.from_numpy(y.astype(np.float32))
         tensors["w"] = torch.from_numpy((weights / max(weights.mean(), 1e-12)).astype(np.float32))
         self.device_ = resolve_device(self.device)
-        seed = (
-            int(self.random_state)
-            if self.random_state is not None
-            else int(np.random.default_rng().integers(2**31 - 1))
-        )
+        seed = resolve_seed(self.random_state)
         rng = np.random.default_rng(seed)
         train_idx, val_idx = validation_split(n_rows, self.validation_fraction, rng, y.astype(int))
         batch_size = self.batch_size or resolve_batch_size(train_idx.size)
@@ -131,15 +124,15 @@ class NeuralBinaryClassifier(ClassifierMixin, BaseEstimator):
             weight_decay=self.weight_decay,
             patience=self.patience,
             max_steps_per_epoch=self.max_steps_per_epoch,
-            max_steps=self.max_steps,
+            max_rows_processed=self.max_rows_processed,
         )
-        with torch_threads(self.n_threads, batch_size), seeded(seed):
+        with torch_threads(self.n_threads), seeded(seed):
             network = self._build_network().to(self.device_)
             self.history_ = train_network(
                 network,
                 self._loss,
-                self._subset(tensors, train_idx, self.device_),
-                self._subset(tensors, val_idx, self.device_) if val_idx.size else None,
+                subset_to_device(tensors, train_idx, self.device_),
+                subset_to_device(tensors, val_idx, self.device_) if val_idx.size else None,
                 config,
                 callback=self.callback,
             )
@@ -166,7 +159,7 @@ class NeuralBinaryClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, tensors: dict[str, torch.Tensor]) -> np.ndarray:
         n_rows = next(iter(tensors.values())).shape[0]
         out = np.empty(n_rows, dtype=np.float64)
-        with torch_threads(self.n_threads, _PREDICT_CHUNK), torch.no_grad():
+        with torch_threads(self.n_threads), torch.no_grad():
             for start in range(0, n_rows, _PREDICT_CHUNK):
                 chunk = {
                     k: v[start : start + _PREDICT_CHUNK].to(self.device_) for k, v in tensors.items()

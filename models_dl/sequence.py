@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -108,8 +109,6 @@ class EventSequences:
         dropped (they are outcomes, not history) and a marker event of kind
         :data:`AS_OF_KIND` with the days since the last event is appended.
         """
-        import pandas as pd
-
         frame = events[[customer_col, kind_col, value_col, time_col]].copy()
         frame[time_col] = pd.to_datetime(frame[time_col])
         if as_of is not None:
@@ -209,7 +208,7 @@ class EventSequenceClassifier(NeuralBinaryClassifier):
 
     def _fit_encoder(self, X: Any) -> None:
         seqs = self._as_sequences(X)
-        labels = sorted({str(k) for k in seqs.kinds})
+        labels = np.unique(seqs.kinds.astype(str)).tolist()
         self.kind_vocabulary_ = labels
         signed = np.sign(seqs.values) * np.log1p(np.abs(seqs.values))
         log_gap = np.log1p(np.maximum(seqs.gaps, 0.0))
@@ -232,11 +231,11 @@ class EventSequenceClassifier(NeuralBinaryClassifier):
         # the most recent events: the last `lengths` rows of each customer's slice
         index = (seqs.offsets[1:] - lengths)[:, None] + position
         index = np.where(mask, index, 0)
-        vocabulary = {label: i + _FIRST_KIND for i, label in enumerate(self.kind_vocabulary_)}
         if seqs.kinds.size:
-            token_of_event = np.array(
-                [vocabulary.get(str(k), _UNKNOWN) for k in seqs.kinds], dtype=np.int64
-            )
+            codes = pd.Categorical(
+                seqs.kinds.astype(str), categories=self.kind_vocabulary_
+            ).codes.astype(np.int64)
+            token_of_event = np.where(codes >= 0, codes + _FIRST_KIND, _UNKNOWN)
             signed = np.sign(seqs.values) * np.log1p(np.abs(seqs.values))
             value_of_event = (signed - self.value_stats_[0]) / self.value_stats_[1]
             gap_of_event = (

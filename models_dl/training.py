@@ -7,13 +7,13 @@ the device / thread policy:
 * **device**: ``"auto"`` uses CUDA when present, else the CPU.
 * **threads**: ``torch.set_num_threads`` is set for the duration of a fit or
   predict only and restored afterwards (changing it for good would leak into
-  whatever else runs in the process). The default (:func:`default_threads`)
-  is one thread for mini-batches under 1024 rows and ``min(2, cpus)`` above:
-  small matrix products gain little from a second thread, and when other
-  processes (Celery workers, a database) share the cores, OpenMP threads
-  waiting on each other made a small-batch epoch 5-10 times slower on our
-  2-core machine. Celery runs one worker per core; each task using one
-  thread is what keeps them from thrashing.
+  whatever else runs in the process). The default is **one** thread. On
+  our shared 2-core machine, two OpenMP threads competing with other
+  processes made a small-batch epoch 5-10 times slower and a 1M-row fit
+  about 5 times slower (255 s against 54 s for bit-identical weights);
+  Celery runs one worker process per core, where one thread each is what
+  keeps them from thrashing. Pass ``n_threads=2`` on an otherwise idle
+  machine with big batches, where it pays (about 1.5x).
 * **randomness**: initialisation, shuffling and dropout draw from the global
   torch generator inside :func:`torch.random.fork_rng`, seeded from
   ``random_state``; the caller's random state is left untouched and the same
@@ -36,13 +36,14 @@ from torch import nn
 
 __all__ = [
     "EarlyStopping",
-    "default_threads",
     "ProgressCallback",
     "TrainingConfig",
     "TrainingProgress",
     "resolve_batch_size",
     "resolve_device",
+    "resolve_seed",
     "seeded",
+    "subset_to_device",
     "torch_threads",
     "train_network",
     "validation_split",
@@ -85,13 +86,17 @@ class TrainingConfig:
     ``batch_size=None`` picks :func:`resolve_batch_size`. An "epoch" is one
     pass over the training rows, capped at ``max_steps_per_epoch`` updates
     so that on a million rows validation and early stopping still happen
-    every few seconds. ``max_steps`` caps the updates over the whole run:
-    on large data the validation loss keeps creeping down for many epochs
-    and it is the compute budget, not overfitting, that should end training.
+    every few seconds. ``max_rows_processed`` is a compute budget: training
+    stops once that many rows (summed over epochs) have gone through the
+    network, i.e. after at most ``max_rows_processed / n_rows`` epochs. On
+    large data the validation loss keeps creeping down for many epochs and
+    it is the budget, not overfitting, that should end training; small data
+    never reach it. (A cap on *updates* would not do: small data train best
+    with small batches and many of them.)
     """
 
     max_epochs: int = 300
-    max_steps: int | None = None
+    max_rows_processed: int | None = None
     batch_size: int | None = None
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
@@ -113,6 +118,21 @@ class _Data:
         return {k: v[index] for k, v in self.tensors.items()}
 
 
+def resolve_seed(random_state: int | None) -> int:
+    """The seed of a fit: ``random_state`` itself, or a fresh one when it is ``None``."""
+    if random_state is not None:
+        return int(random_state)
+    return int(np.random.default_rng().integers(2**31 - 1))
+
+
+def subset_to_device(
+    tensors: dict[str, torch.Tensor], index: np.ndarray, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Rows ``index`` of every tensor, moved to ``device``."""
+    rows = torch.from_numpy(index)
+    return {name: tensor[rows].to(device) for name, tensor in tensors.items()}
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -129,15 +149,10 @@ def resolve_batch_size(n_rows: int) -> int:
     return int(min(2048, max(64, 2 ** round(math.log2(target)))))
 
 
-def default_threads(batch_size: int) -> int:
-    """Intra-op threads when the caller does not say: 1 below 1024-row batches, else up to 2."""
-    return min(2, os.cpu_count() or 1) if batch_size >= 1024 else 1
-
-
 @contextlib.contextmanager
-def torch_threads(n_threads: int | None, batch_size: int = 1024) -> Iterator[None]:
-    """Use ``n_threads`` intra-op threads inside the block (default :func:`default_threads`)."""
-    wanted = n_threads if n_threads else default_threads(batch_size)
+def torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Use ``n_threads`` intra-op threads inside the block (default 1), capped at the CPU count."""
+    wanted = min(n_threads or 1, os.cpu_count() or 1)
     previous = torch.get_num_threads()
     torch.set_num_threads(wanted)
     try:
@@ -270,13 +285,14 @@ def train_network(
     steps_per_epoch = min(math.ceil(train_data.n / batch_size), config.max_steps_per_epoch)
     order = torch.randperm(train_data.n, device=device)
     cursor = 0
-    total_steps = 0
+    rows_processed = 0
+    budget = config.max_rows_processed or math.inf
     module.train()
     for epoch in range(1, config.max_epochs + 1):
         running = 0.0
         done = 0
         for _ in range(steps_per_epoch):
-            if config.max_steps is not None and total_steps >= config.max_steps:
+            if rows_processed >= budget:
                 break
             if cursor >= train_data.n:
                 order = torch.randperm(train_data.n, device=device)
@@ -294,7 +310,7 @@ def train_network(
             optimiser.step()
             running += objective.item()
             done += 1
-            total_steps += 1
+            rows_processed += index.numel()
         train_loss = running / max(done, 1)
         history["train_loss"].append(train_loss)
         if val_data is not None:
@@ -305,7 +321,7 @@ def train_network(
         history["val_loss"].append(val_loss)
         if not math.isfinite(train_loss):
             stop = True
-        if config.max_steps is not None and total_steps >= config.max_steps:
+        if rows_processed >= budget:
             stop = True
         last = stop or epoch == config.max_epochs
         if callback is not None:

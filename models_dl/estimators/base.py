@@ -36,9 +36,10 @@ from ..preprocessing import OutcomeScaler, TabularPreprocessor, infer_outcome_ty
 from ..training import (
     ProgressCallback,
     TrainingConfig,
-    resolve_batch_size,
     resolve_device,
+    resolve_seed,
     seeded,
+    subset_to_device,
     torch_threads,
     train_network,
     validation_split,
@@ -84,9 +85,9 @@ class DeepUpliftEstimator(BaseEstimator):
         Epoch cap and early-stopping patience on the factual validation loss.
     max_steps_per_epoch:
         Cap on updates between two validation checks (large data sets).
-    max_steps:
-        Cap on the updates of each network over the whole fit (a compute
-        budget for large data); ``None``: no cap.
+    max_rows_processed:
+        Compute budget per network: stop once this many training rows
+        (summed over epochs) have been processed; ``None``: no budget.
     validation_fraction:
         Share of rows held out for early stopping (stratified by arm and
         outcome class, at most 100 000 rows).
@@ -107,8 +108,7 @@ class DeepUpliftEstimator(BaseEstimator):
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     n_threads:
         Torch intra-op threads during fit and predict, restored afterwards;
-        ``None``: one thread for mini-batches under 1024 rows, else
-        ``min(2, os.cpu_count())`` (see :mod:`models_dl.training`).
+        ``None`` means one (see :mod:`models_dl.training` for why).
     callback:
         Called with a :class:`~models_dl.training.TrainingProgress` after
         every epoch; not saved with the model.
@@ -123,7 +123,7 @@ class DeepUpliftEstimator(BaseEstimator):
     max_epochs: int = 300
     patience: int = 20
     max_steps_per_epoch: int = 500
-    max_steps: int | None = None
+    max_rows_processed: int | None = None
     validation_fraction: float = 0.2
     n_ensemble: int = 1
     ensemble_row_budget: int | None = None
@@ -144,6 +144,9 @@ class DeepUpliftEstimator(BaseEstimator):
     ) -> torch.Tensor:
         """Extra training objective beyond the factual loss (IPM, propensity...)."""
         return output.outcomes.new_zeros(())
+
+    def _before_training(self, features: np.ndarray, treatment: np.ndarray, seed: int) -> None:
+        """Inspect the preprocessed training data before any network is built."""
 
     def _balance_arms(self) -> bool:
         """Whether rows are reweighted so every arm carries the same total weight."""
@@ -195,13 +198,11 @@ class DeepUpliftEstimator(BaseEstimator):
         self.n_features_in_ = _n_columns(X)
         self.n_inputs_ = int(features.shape[1])
         self.device_ = resolve_device(self.device)
-        seed = (
-            int(self.random_state)
-            if self.random_state is not None
-            else int(np.random.default_rng().integers(2**31 - 1))
-        )
+        seed = resolve_seed(self.random_state)
         self.n_members_ = self._n_members(n_rows)
         member_seeds = np.random.SeedSequence(seed).generate_state(self.n_members_)
+        self.fit_info_: dict[str, Any] = {}
+        self._before_training(features, t, seed)
         strata = t * 2 + (y > 0) if self.outcome_type_ != "continuous" else t
         config = TrainingConfig(
             max_epochs=self.max_epochs,
@@ -210,33 +211,23 @@ class DeepUpliftEstimator(BaseEstimator):
             weight_decay=self.weight_decay,
             patience=self.patience,
             max_steps_per_epoch=self.max_steps_per_epoch,
-            max_steps=self.max_steps,
+            max_rows_processed=self.max_rows_processed,
         )
 
-        x_all = torch.from_numpy(features)
-        t_all = torch.from_numpy(t)
-        y_all = torch.from_numpy(target)
-        w_all = torch.from_numpy(weights.astype(np.float32))
+        data = {
+            "x": torch.from_numpy(features),
+            "t": torch.from_numpy(t),
+            "y": torch.from_numpy(target),
+            "w": torch.from_numpy(weights.astype(np.float32)),
+        }
         networks = []
         self.history_ = []
-        train_rows = n_rows - int(round(n_rows * min(self.validation_fraction, 1.0)))
-        batch_size = self.batch_size or resolve_batch_size(max(train_rows, 1))
-        with torch_threads(self.n_threads, batch_size):
+        with torch_threads(self.n_threads):
             for member, member_seed in enumerate(member_seeds):
                 rng = np.random.default_rng(int(member_seed))
                 train_idx, val_idx = validation_split(
                     n_rows, self.validation_fraction, rng, strata
                 )
-
-                def subset(index: np.ndarray) -> dict[str, torch.Tensor]:
-                    ix = torch.from_numpy(index)
-                    return {
-                        "x": x_all[ix].to(self.device_),
-                        "t": t_all[ix].to(self.device_),
-                        "y": y_all[ix].to(self.device_),
-                        "w": w_all[ix].to(self.device_),
-                    }
-
                 with seeded(int(member_seed)):
                     network = self._build_network(
                         self.n_inputs_, n_arms, outcome_width(self.outcome_type_)
@@ -244,8 +235,8 @@ class DeepUpliftEstimator(BaseEstimator):
                     history = train_network(
                         network,
                         self._loss,
-                        subset(train_idx),
-                        subset(val_idx) if val_idx.size else None,
+                        subset_to_device(data, train_idx, self.device_),
+                        subset_to_device(data, val_idx, self.device_) if val_idx.size else None,
                         config,
                         callback=self.callback,
                         member=member,
@@ -276,7 +267,7 @@ class DeepUpliftEstimator(BaseEstimator):
         self._check_fitted()
         features = self.preprocessor_.transform(X)
         result = np.zeros((features.shape[0], self.n_arms_), dtype=np.float64)
-        with torch_threads(self.n_threads, _PREDICT_CHUNK), torch.no_grad():
+        with torch_threads(self.n_threads), torch.no_grad():
             for start in range(0, features.shape[0], _PREDICT_CHUNK):
                 chunk = torch.from_numpy(features[start : start + _PREDICT_CHUNK]).to(self.device_)
                 total = None
@@ -315,6 +306,7 @@ class DeepUpliftEstimator(BaseEstimator):
             "n_inputs": self.n_inputs_,
             "n_members": self.n_members_,
             "epochs_trained": [len(h["train_loss"]) for h in self.history_],
+            "fit_info": self.fit_info_,
         }
         return write_artifact(path, config, self.networks_.state_dict())
 
@@ -343,6 +335,7 @@ class DeepUpliftEstimator(BaseEstimator):
         estimator.n_members_ = config["n_members"]
         estimator.device_ = resolve_device(device)
         estimator.history_ = []
+        estimator.fit_info_ = config.get("fit_info", {})
         width = outcome_width(estimator.outcome_type_)
         networks = nn.ModuleList(
             estimator._build_network(estimator.n_inputs_, estimator.n_arms_, width)

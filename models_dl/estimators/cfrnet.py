@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..balance import mean_balance_p_values
 from ..losses import ipm_penalty
 from ..networks import MultiHeadUpliftNet, NetworkOutput
 from .base import DeepUpliftEstimator
@@ -34,6 +36,29 @@ class CFRNet(DeepUpliftEstimator):
     ipm:
         ``"wasserstein"`` (Sinkhorn), ``"mmd"`` (Gaussian kernel) or
         ``"mmd_linear"``.
+    ipm_when:
+        ``"always"`` (Shalit et al.) or ``"imbalanced"``: apply the penalty
+        only when a permutation test on the covariate means
+        (:func:`models_dl.balance.mean_balance_p_values`) rejects balance
+        between some arm and control at level ``balance_test_level``
+        (Bonferroni over arms). The CFR bound involves the population
+        distance between the arms, which is zero under randomisation; there
+        the sample penalty only chases noise and throws away information
+        the heads need (on the randomised demo data it raised √PEHE from
+        0.039 to 0.046). The outcome is recorded in ``fit_info_``.
+    balance_test_level:
+        Level of that test.
+    normalize_representation:
+        Project ``Phi(x)`` to the unit sphere (Shalit et al.'s code); without
+        it the penalty is cheapest to satisfy by shrinking the representation
+        towards a point, which destroyed the ranking on our demo data.
+    balance_arms:
+        Reweight rows so each arm has the same total weight (the paper's
+        ``w = t / (2u) + (1 - t) / (2(1 - u))``, generalised to K arms).
+
+    (We also tried subtracting the IPM of a random split of the same rows.
+    It failed on IHDP: the subtracted term rewards spreading the
+    representation out, which is easier than balancing it.)
     """
 
     estimator_name: ClassVar[str] = "cfrnet"
@@ -44,6 +69,8 @@ class CFRNet(DeepUpliftEstimator):
     dropout: float = 0.0
     alpha: float = 1.0
     ipm: str = "wasserstein"
+    ipm_when: str = "always"
+    balance_test_level: float = 0.01
     normalize_representation: bool = True
     balance_arms: bool = True
 
@@ -62,11 +89,25 @@ class CFRNet(DeepUpliftEstimator):
     def _balance_arms(self) -> bool:
         return self.balance_arms
 
+    def _before_training(self, features: np.ndarray, treatment: np.ndarray, seed: int) -> None:
+        if self.ipm_when not in ("always", "imbalanced"):
+            raise ValueError(f"ipm_when must be 'always' or 'imbalanced', got {self.ipm_when!r}")
+        self.ipm_active_ = True
+        if self.ipm_when == "imbalanced" and self.alpha > 0:
+            p_values = mean_balance_p_values(features, treatment, np.random.default_rng(seed))
+            level = self.balance_test_level / max(len(p_values), 1)
+            self.ipm_active_ = any(p < level for p in p_values.values())
+            self.fit_info_["balance_p_values"] = {str(k): v for k, v in p_values.items()}
+        self.fit_info_["ipm_active"] = self.ipm_active_
+
     def _penalty(
         self, network: nn.Module, output: NetworkOutput, batch: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        if self.alpha == 0:
+        if self.alpha == 0 or not self.ipm_active_:
             return output.outcomes.new_zeros(())
         return self.alpha * ipm_penalty(
-            output.representation, batch["t"], output.outcomes.shape[1], self.ipm
+            output.representation,
+            batch["t"],
+            output.outcomes.shape[1],
+            self.ipm,
         )

@@ -136,3 +136,14 @@ def test_it_beats_a_constant_effect_on_a_heterogeneous_problem(name):
     constant = np.sqrt(np.mean((tau[:, 0].mean() - tau_test[:, 0]) ** 2))
     assert constant > 0.45
     assert pehe < 0.2
+
+
+def test_compute_budget_and_ensemble_cap():
+    x, t, y, _ = linear_effect_problem(n=500)
+    seen = []
+    est = TARNet(random_state=0, max_epochs=50, patience=50, batch_size=100, n_threads=1,
+                 max_rows_processed=1000, n_ensemble=4, ensemble_row_budget=1000,
+                 callback=seen.append).fit(x, t, y)
+    # 400 training rows -> 1000 rows is 2.5 epochs; 1000 / 500 rows -> 2 members
+    assert est.n_members_ == 2 and len(est.networks_) == 2
+    assert [p.epoch for p in seen if p.member == 0] == [1, 2, 3]

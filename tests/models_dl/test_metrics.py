@@ -143,3 +143,16 @@ def test_uplift_auc_requires_binary_outcomes():
     with pytest.raises(ValueError, match="binary"):
         metrics.uplift_auc_score(y, score, t)
     assert np.isfinite(metrics.qini_auc_score(y, score, t))  # defined for continuous outcomes
+
+
+def test_true_gain_auc_score_is_one_for_the_oracle_and_near_zero_for_noise():
+    rng = np.random.default_rng(7)
+    tau = rng.normal(size=2000)
+    assert metrics.true_gain_auc_score(tau, tau) == pytest.approx(1.0)
+    assert metrics.true_gain_auc_score(tau, -tau) == pytest.approx(-1.0)
+    assert abs(metrics.true_gain_auc_score(tau, rng.normal(size=2000))) < 0.1
+    # by hand: tau sorted by the score is (1, -1, 2); G = 0, 1, 0, 2
+    # A_model = 0.5 + 0.5 + 1 = 2, A_random = 2 * 3 / 2 = 3, oracle (2, 1, -1): G = 0, 2, 3, 2 -> 6
+    assert metrics.true_gain_auc_score([1.0, -1.0, 2.0], [3.0, 2.0, 1.0]) == pytest.approx(
+        (2 - 3) / (6 - 3)
+    )
