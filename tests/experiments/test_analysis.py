@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from experiments.analysis import experiment_analyse
-from experiments.hillstrom import hillstrom_import
+from experiments.minethatdata_import import hillstrom_import
 from experiments.models import AnalysisResult, Assignment, Experiment, TaskRun
 from experiments.services import ArmSpec, experiment_analyse_request
 from marketing.services import segment_create

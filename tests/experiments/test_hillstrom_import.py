@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
 
-from experiments.hillstrom import hillstrom_import
+from experiments.minethatdata_import import hillstrom_import
 from experiments.models import Assignment, Experiment
 from marketing.models import Customer, Event
 

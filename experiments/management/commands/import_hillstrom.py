@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from experiments.hillstrom import hillstrom_import
+from experiments.minethatdata_import import hillstrom_import
 
 
 class Command(BaseCommand):
