@@ -7,9 +7,15 @@ Public entry points::
     effect = est.predict(X)          # (n,) or (n, K)
     outcomes = est.predict_outcomes(X)  # (n, K + 1)
 
-Modules: :mod:`.preprocessing`, :mod:`.networks`, :mod:`.losses`,
-:mod:`.training`, :mod:`.estimators`, :mod:`.registry`, :mod:`.metrics`,
-:mod:`.calibration`, :mod:`.response`, :mod:`.sequence`, :mod:`.synthetic`.
+Modules: :mod:`.preprocessing` (features and outcome scaling),
+:mod:`.networks` (PyTorch modules), :mod:`.losses`, :mod:`.training` (loop,
+early stopping, threads, seeds), :mod:`.balance` (covariate balance test),
+:mod:`.estimators` (TARNet, CFRNet, DragonNet, EUEN-style, neural S / T),
+:mod:`.registry` (names and the default), :mod:`.persistence` (state dict +
+JSON), :mod:`.metrics` (Qini / uplift curves, AUUC, uplift@k, √PEHE),
+:mod:`.calibration`, :mod:`.response` (propensity to buy), :mod:`.sequence`
+(GRU over event histories), :mod:`.synthetic` (demo data with true effects),
+:mod:`.baselines` (causalml learners) and :mod:`.policy` (targeting).
 """
 
 from .registry import (

@@ -147,3 +147,13 @@ def test_compute_budget_and_ensemble_cap():
     # 400 training rows -> 1000 rows is 2.5 epochs; 1000 / 500 rows -> 2 members
     assert est.n_members_ == 2 and len(est.networks_) == 2
     assert [p.epoch for p in seen if p.member == 0] == [1, 2, 3]
+
+
+def test_the_default_preset_round_trips(tmp_path):
+    x, t, y, _ = linear_effect_problem(n=300, n_arms=3)
+    est = make_estimator("default", random_state=0, max_epochs=2, n_threads=1).fit(x, t, y)
+    assert est.n_members_ == 5 and est.fit_info_["ipm_active"] is False  # randomised arms
+    again = load_estimator(est.save(tmp_path / "default"))
+    assert again.representation_layers == est.representation_layers
+    assert again.fit_info_ == est.fit_info_
+    np.testing.assert_array_equal(again.predict(x), est.predict(x))
