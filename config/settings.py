@@ -93,6 +93,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
+# PostgreSQL work_mem for the big per-experiment aggregates (analysis, scoring
+# features): enough to hash a million assignments in memory instead of on disk.
+ANALYTICS_WORK_MEM = env_str("ANALYTICS_WORK_MEM", "256MB")
+
 # Where trained model artifacts (state dict + JSON config) are written.
 MODEL_ARTIFACT_DIR = Path(env_str("MODEL_ARTIFACT_DIR", str(BASE_DIR / "var" / "models")))
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from django.db.models import Min
 
 from experiments.models import AnalysisResult, Arm, Experiment, Metric, TaskRun
-from experiments.outcomes import MetricSums, OutcomeTable, outcome_snapshot
+from experiments.outcomes import MetricSums, OutcomeTable, outcome_breakdowns
 from experiments.stats.analysis import ExperimentDesign, MetricSpec, analyse_experiment
 from experiments.stats.sufficient import ArmStatistics
-from marketing.segment_rules import segment_members
+from marketing.sql_tuning import large_aggregates
 
 # Attribute breakdowns keep the most common values; the rest become "other".
 TOP_ATTRIBUTE_VALUES = 5
@@ -78,18 +78,17 @@ def experiment_analyse(
     as_of = experiment.started_at or experiment.assignments.aggregate(t=Min("assigned_at"))["t"]
     segments: dict[str, dict] = {}
     breakdowns = list(experiment.breakdown_segments.all())
-    report(0.05, "outcomes per assignment")
-    with outcome_snapshot(experiment, metrics) as snapshot:
-        data = _by_metric(snapshot.sums().get(None, {}), arms, metrics)
-        for i, segment in enumerate(breakdowns):
-            report(0.2 + 0.4 * i / max(len(breakdowns), 1), f"segment {segment.key}")
-            table = snapshot.sums(customers=segment_members(segment.rule, as_of=as_of))
-            segments[f"segment:{segment.key}"] = _by_metric(table.get(None, {}), arms, metrics)
-        for attribute in experiment.breakdown_attributes:
-            report(0.6, f"attribute {attribute}")
-            table = snapshot.sums(group_by_attribute=attribute)
-            for label, cells in _attribute_groups(table).items():
-                segments[f"{attribute}={label}"] = _by_metric(cells, arms, metrics)
+    attributes = list(experiment.breakdown_attributes)
+    report(0.05, "outcomes per assignment and breakdown")
+    with large_aggregates():
+        sums = outcome_breakdowns(experiment, metrics, attributes=attributes, as_of=as_of,
+                                  segments={s.key: s.rule for s in breakdowns})
+    data = _by_metric(sums.overall, arms, metrics)
+    for segment in breakdowns:
+        segments[f"segment:{segment.key}"] = _by_metric(sums.segments[segment.key], arms, metrics)
+    for attribute in attributes:
+        for label, cells in _attribute_groups(sums.attributes[attribute]).items():
+            segments[f"{attribute}={label}"] = _by_metric(cells, arms, metrics)
 
     report(0.8, "statistics")
     previous = experiment.analyses.order_by("-created_at", "-id").first()

@@ -10,26 +10,30 @@ the number of events for "count" and the sum of event value for "sum". The
 database then sums per arm (and per group) n, Σy, Σy², Σx, Σx², Σxy, which is
 all the statistics engine needs; no per-customer row reaches Python.
 
-The pass over the events happens once per analysis: ``outcome_snapshot``
-stores the per-assignment (y, x) values in a temporary table, and every
-breakdown (segments, attribute values) aggregates that table instead of
-scanning the events again.
+``outcome_breakdowns`` answers a whole analysis in one statement: the
+per-assignment rows are joined once to the customer for attribute values and
+segment rules (whose behavioural metrics come from the same pass over the
+events) and summed per combination of arm and breakdown values; every
+breakdown is then a roll-up of those few cells. The events are read once and
+no breakdown probes them per customer.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Max, Min
+from django.utils import timezone
 
 from experiments.models import Assignment, Experiment, Metric
+from marketing.behaviour import behaviour_metric_parse
 from marketing.models import Customer, Event
+from marketing.segment_rules import segment_rule_condition, segment_rule_metrics
 from marketing.sql_time import comparable, shifted
 
 
@@ -49,134 +53,192 @@ class MetricSums:
         return (self.n, self.sum_y, self.sum_y2, self.sum_x, self.sum_x2, self.sum_xy)
 
 
-# {group value: {arm id: {metric name: MetricSums}}}; group is None when ungrouped.
-OutcomeTable = dict[object, dict[int, dict[str, MetricSums]]]
+# {arm id: {metric name: MetricSums}}
+ArmCells = dict[int, dict[str, MetricSums]]
+# {group value: ArmCells}; group is None when ungrouped.
+OutcomeTable = dict[object, ArmCells]
+
+
+@dataclass
+class OutcomeBreakdowns:
+    """Everything an analysis reads: the whole experiment and each breakdown."""
+
+    overall: ArmCells = field(default_factory=dict)
+    segments: dict[str, ArmCells] = field(default_factory=dict)  # key -> members' cells
+    attributes: dict[str, OutcomeTable] = field(default_factory=dict)  # key -> value -> cells
 
 
 def _q(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _window_conditions(window_days: int) -> tuple[str, str, list]:
-    """SQL for 'event within W of assignment' and 'event at or after assignment'."""
-    start, start_params = shifted("a.assigned_at", -window_days)
-    end, end_params = shifted("a.assigned_at", window_days)
-    event, assigned = comparable("e.occurred_at"), comparable("a.assigned_at")
-    return (f"{event} >= {start} AND {event} < {end}", f"{event} >= {assigned}",
-            [*start_params, *end_params])
-
-
 def _attribute_sql(key: str) -> tuple[str, list]:
     """The attribute's value as text, the same on both databases ('true', 'web', '3')."""
+    column = f"{_q(Customer._meta.db_table)}.attributes"
     if connection.vendor == "postgresql":
-        return "c.attributes ->> %s", [key]
+        return f"{column} ->> %s", [key]
     path = f"$.{key}"
-    return ("CASE json_type(c.attributes, %s) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
-            "ELSE CAST(json_extract(c.attributes, %s) AS TEXT) END"), [path, path]
+    return (f"CASE json_type({column}, %s) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+            f"ELSE CAST(json_extract({column}, %s) AS TEXT) END"), [path, path]
 
 
-def _per_assignment_sql(experiment: Experiment, metrics: Sequence[Metric]) -> tuple[str, list]:
-    """One row per assignment: customer_id, arm_id, y0, x0, y1, x1, ..."""
-    within, after, window_params = _window_conditions(experiment.attribution_window_days)
-    per_customer, params = [], []
+def _at(value: datetime):
+    """A datetime parameter compared with a stored column, as the ORM would pass it."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _per_assignment_sql(experiment: Experiment, metrics: Sequence[Metric], *,
+                        behaviour: Sequence[str] = (),
+                        as_of: datetime | None = None) -> tuple[str, list]:
+    """One row per assignment: customer_id, arm_id, y0, x0, y1, x1, ... and behaviour.
+
+    ``behaviour`` names behavioural metrics (``purchases_90d``...) to compute
+    as of ``as_of`` in the same pass, as columns of those names.
+    """
+    window = experiment.attribution_window_days
+    event, assigned = comparable("e.occurred_at"), comparable("a.assigned_at")
+    start, start_params = shifted("a.assigned_at", -window)
+    end, end_params = shifted("a.assigned_at", window)
+    post = (f"{event} >= {assigned} AND {event} < {end}", end_params)
+    pre = (f"{event} >= {start} AND {event} < {assigned}", start_params)
+    columns, params = [], []
     for i, metric in enumerate(metrics):
         value = "e.value" if metric.aggregation == Metric.Aggregation.SUM else "1"
-        for side, condition in (("y", after), ("x", f"NOT ({after})")):
+        for side, (condition, condition_params) in (("y", post), ("x", pre)):
             total = f"SUM(CASE WHEN e.kind = %s AND {condition} THEN {value} ELSE 0 END)"
             if metric.aggregation == Metric.Aggregation.CONVERTED:
                 total = f"CASE WHEN {total} > 0 THEN 1 ELSE 0 END"
-            per_customer.append(f"{total} AS {side}{i}")
-            params.append(metric.event_kind)
-    kinds = sorted({m.event_kind for m in metrics})
+            columns.append(f"{total} AS {side}{i}")
+            params += [metric.event_kind, *condition_params]
+    kinds = {m.event_kind for m in metrics}
+    joined = [(f"{event} >= {start} AND {event} < {end}", [*start_params, *end_params])]
+    if behaviour:
+        as_of = as_of or timezone.now()
+        parsed = [behaviour_metric_parse(name) for name in sorted(set(behaviour))]
+        for metric in parsed:
+            value = "1" if metric.aggregate == "count" else "e.value"
+            columns.append(
+                f"SUM(CASE WHEN e.kind = %s AND e.occurred_at >= %s AND e.occurred_at < %s "
+                f"THEN {value} ELSE 0 END) AS {_q(metric.name)}")
+            params += [metric.kind, _at(as_of - timedelta(days=metric.days)), _at(as_of)]
+        kinds |= {m.kind for m in parsed}
+        joined.append(("e.occurred_at >= %s AND e.occurred_at < %s",
+                       [_at(as_of - timedelta(days=max(m.days for m in parsed))), _at(as_of)]))
+    # Constant bounds on occurred_at let the database drop most events before
+    # the join instead of testing each against its customer's window.
+    bounds = experiment.assignments.aggregate(first=Min("assigned_at"), last=Max("assigned_at"))
+    if bounds["first"] is not None:
+        low = bounds["first"] - timedelta(days=window)
+        high = bounds["last"] + timedelta(days=window)
+        if behaviour:
+            low = min(low, as_of - timedelta(days=max(m.days for m in parsed)))
+            high = max(high, as_of)
+        either = " OR ".join(f"({condition})" for condition, _ in joined)
+        joined_sql = f"e.occurred_at >= %s AND e.occurred_at < %s AND ({either})"
+        joined_params = [_at(low), _at(high), *(p for _, ps in joined for p in ps)]
+    else:
+        joined_sql, joined_params = joined[0][0], joined[0][1]
     sql = f"""
-        SELECT a.customer_id, a.arm_id, {", ".join(per_customer)}
+        SELECT a.customer_id, a.arm_id, {", ".join(columns)}
         FROM {_q(Assignment._meta.db_table)} a
         LEFT JOIN {_q(Event._meta.db_table)} e ON e.customer_id = a.customer_id
-            AND e.kind IN ({", ".join(["%s"] * len(kinds))}) AND {within}
+            AND e.kind IN ({", ".join(["%s"] * len(kinds))}) AND {joined_sql}
         WHERE a.experiment_id = %s
         GROUP BY a.id, a.customer_id, a.arm_id
     """
-    return sql, [*params, *kinds, *window_params, experiment.id]
+    return sql, [*params, *sorted(kinds), *joined_params, experiment.id]
 
 
-class OutcomeSnapshot:
-    """Per-assignment outcomes of some metrics, held in a temporary table."""
+def outcome_breakdowns(
+    experiment: Experiment,
+    metrics: Sequence[Metric] | None = None,
+    *,
+    attributes: Sequence[str] = (),
+    segments: Mapping[str, dict] | None = None,
+    as_of: datetime | None = None,
+) -> OutcomeBreakdowns:
+    """Sufficient statistics overall, per segment (key -> rule) and per attribute value.
 
-    def __init__(self, table: str, metrics: Sequence[Metric]):
-        self.table = table
-        self.metrics = list(metrics)
-
-    def sums(self, *, customers: QuerySet[Customer] | None = None,
-             group_by_attribute: str | None = None) -> OutcomeTable:
-        """Sufficient statistics per (group, arm, metric).
-
-        ``customers`` restricts to a subset (a segment's members);
-        ``group_by_attribute`` splits by a customer attribute's value.
-        """
-        group_sql, params, join = "NULL", [], ""
-        if group_by_attribute:
-            group_sql, params = _attribute_sql(group_by_attribute)
-            join = f"JOIN {_q(Customer._meta.db_table)} c ON c.id = t.customer_id"
-        where = ""
-        if customers is not None:
-            sub_sql, sub_params = customers.values("id").query.sql_with_params()
-            where = f"WHERE t.customer_id IN ({sub_sql})"
-            params = [*params, *sub_params]
-        sums = ", ".join(
-            f"SUM(y{i}), SUM(y{i} * y{i}), SUM(x{i}), SUM(x{i} * x{i}), SUM(x{i} * y{i})"
-            for i in range(len(self.metrics)))
-        sql = (f"SELECT {group_sql} AS grp, t.arm_id, COUNT(*), {sums} "
-               f"FROM {self.table} t {join} {where} GROUP BY grp, t.arm_id")
-        table: OutcomeTable = defaultdict(dict)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            for group, arm_id, n, *values in cursor.fetchall():
-                table[group][arm_id] = {
-                    metric.name: MetricSums(int(n), *(float(v or 0.0)
-                                                      for v in values[5 * i: 5 * i + 5]))
-                    for i, metric in enumerate(self.metrics)
-                }
-        return dict(table)
-
-    def rows(self, metric_index: int = 0) -> OutcomeRows:
-        """Every assigned customer's outcome, in customer-id order (for training)."""
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT customer_id, arm_id, y{int(metric_index)} FROM {self.table} "
-                           f"ORDER BY customer_id")
-            data = np.array(cursor.fetchall(), dtype=np.float64).reshape(-1, 3)
-        return OutcomeRows(customer_ids=data[:, 0].astype(np.int64),
-                           arm_ids=data[:, 1].astype(np.int64), y=data[:, 2])
-
-
-@contextmanager
-def outcome_snapshot(experiment: Experiment,
-                     metrics: Sequence[Metric] | None = None) -> Iterator[OutcomeSnapshot]:
-    """One pass over the events into a temporary table, dropped on exit."""
+    Segment rules are evaluated on the customer row with their behavioural
+    metrics as of ``as_of`` (default: now), computed in the same pass.
+    """
     metrics = list(metrics if metrics is not None else experiment.metrics.order_by("id"))
     if not metrics:
         raise ValueError(f"experiment {experiment.key} has no metrics")
-    table = f"tmp_outcomes_{uuid.uuid4().hex[:16]}"
-    sql, params = _per_assignment_sql(experiment, metrics)
+    segments = dict(segments or {})
+    as_of = as_of or timezone.now()
+    behaviour = sorted(set().union(*(segment_rule_metrics(r) for r in segments.values())))
+    inner, inner_params = _per_assignment_sql(experiment, metrics, behaviour=behaviour,
+                                              as_of=as_of)
+    customers = _q(Customer._meta.db_table)
+    keys, key_params = [], []
+    for key in attributes:
+        expression, p = _attribute_sql(key)
+        keys.append(expression)
+        key_params += p
+    for rule in segments.values():
+        # The behavioural metrics the rule reads are columns of p.
+        condition, p = segment_rule_condition(rule, as_of=as_of, behaviour="p")
+        keys.append(f"CASE WHEN {condition} THEN 1 ELSE 0 END")
+        key_params += p
+    sums = [f"SUM(p.y{i}), SUM(p.y{i} * p.y{i}), SUM(p.x{i}), SUM(p.x{i} * p.x{i}), "
+            f"SUM(p.x{i} * p.y{i})" for i in range(len(metrics))]
+    # One GROUP BY over every combination of breakdown values: the cells are
+    # few (arms x attribute values x segment flags) and sums add up, so each
+    # breakdown is a roll-up of these cells, done below without another scan.
+    sql = f"""
+        SELECT {", ".join(["p.arm_id", *keys, "COUNT(*)", *sums])}
+        FROM ({inner}) p JOIN {customers} ON {customers}.id = p.customer_id
+        GROUP BY {", ".join(str(k) for k in range(1, len(keys) + 2))}
+    """
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE {table} AS {sql}", params)
-        cursor.execute(f"CREATE INDEX {table}_customer ON {table} (customer_id)")
-    try:
-        yield OutcomeSnapshot(table, metrics)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(sql, [*key_params, *inner_params])
+        rows = cursor.fetchall()
+    attribute_columns = [f"g{k}" for k in range(len(attributes))]
+    segment_columns = [f"s{k}" for k in range(len(segments))]
+    values = ["n", *(f"v{j}" for j in range(5 * len(metrics)))]
+    cells = pd.DataFrame(rows, columns=["arm_id", *attribute_columns, *segment_columns, *values])
+    cells[values] = cells[values].astype("float64")
+
+    def per_arm(frame: pd.DataFrame) -> ArmCells:
+        totals = frame.groupby("arm_id")[values].sum()
+        return {int(arm_id): _metric_sums(row, metrics) for arm_id, row in totals.iterrows()}
+
+    result = OutcomeBreakdowns(overall=per_arm(cells))
+    for key, column in zip(segments, segment_columns, strict=True):
+        result.segments[key] = per_arm(cells[cells[column] == 1])
+    for key, column in zip(attributes, attribute_columns, strict=True):
+        missing = cells[column].isna()
+        result.attributes[key] = {
+            group: per_arm(frame) for group, frame in cells[~missing].groupby(column)}
+        if missing.any():  # customers without the attribute form the None group
+            result.attributes[key][None] = per_arm(cells[missing])
+    return result
+
+
+def _metric_sums(row: pd.Series, metrics: Sequence[Metric]) -> dict[str, MetricSums]:
+    n = int(row["n"])
+    return {metric.name: MetricSums(n, *(float(row[f"v{5 * i + j}"]) for j in range(5)))
+            for i, metric in enumerate(metrics)}
 
 
 def outcome_sums(
     experiment: Experiment,
     metrics: Sequence[Metric] | None = None,
     *,
-    customers: QuerySet[Customer] | None = None,
+    segment_rule: dict | None = None,
     group_by_attribute: str | None = None,
+    as_of: datetime | None = None,
 ) -> OutcomeTable:
     """Sufficient statistics per (group, arm, metric) for a single breakdown."""
-    with outcome_snapshot(experiment, metrics) as snapshot:
-        return snapshot.sums(customers=customers, group_by_attribute=group_by_attribute)
+    result = outcome_breakdowns(
+        experiment, metrics, as_of=as_of,
+        attributes=[group_by_attribute] if group_by_attribute else [],
+        segments={"subset": segment_rule} if segment_rule is not None else {})
+    if group_by_attribute:
+        return result.attributes[group_by_attribute]
+    cells = result.segments["subset"] if segment_rule is not None else result.overall
+    return {None: cells} if cells else {}
 
 
 @dataclass(frozen=True)
@@ -190,5 +252,10 @@ class OutcomeRows:
 
 def outcome_rows(experiment: Experiment, metric: Metric) -> OutcomeRows:
     """The metric's outcome for every assigned customer (one row each)."""
-    with outcome_snapshot(experiment, [metric]) as snapshot:
-        return snapshot.rows()
+    sql, params = _per_assignment_sql(experiment, [metric])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT customer_id, arm_id, y0 FROM ({sql}) o ORDER BY customer_id",
+                       params)
+        data = np.array(cursor.fetchall(), dtype=np.float64).reshape(-1, 3)
+    return OutcomeRows(customer_ids=data[:, 0].astype(np.int64),
+                       arm_ids=data[:, 1].astype(np.int64), y=data[:, 2])

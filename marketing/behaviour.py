@@ -8,6 +8,13 @@ Names follow one grammar so segments, features and the admin agree:
 
 Windows are half-open, ``[as_of - N days, as_of)``, so an event at the cutoff
 instant is not counted: it belongs to what happens after the cutoff.
+
+Two ways to read the same metric: ``behaviour_metric_expression`` is a
+correlated subquery (right for a few customers, or one at a time);
+``behaviour_metric_column`` reads a column of that name which the caller's
+query computed for a whole population in one GROUP BY over the events (how
+experiments.outcomes evaluates segment rules for a million customers, where
+a subquery per customer would cost one index probe each).
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Count, Expression, FloatField, IntegerField, OuterRef, Subquery, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from marketing.models import Event
@@ -61,3 +70,14 @@ def behaviour_metric_expression(metric: BehaviourMetric, as_of: datetime) -> Exp
         return Coalesce(Subquery(value, output_field=IntegerField()), 0)
     value = events.annotate(v=Sum("value")).values("v")
     return Coalesce(Subquery(value, output_field=FloatField()), 0.0)
+
+
+def _output_field(metric: BehaviourMetric):
+    return IntegerField() if metric.aggregate == "count" else FloatField()
+
+
+def behaviour_metric_column(metric: BehaviourMetric, table: str) -> Expression:
+    """The metric read from column ``<table>.<metric name>`` of the enclosing query."""
+    column = f"{connection.ops.quote_name(table)}.{connection.ops.quote_name(metric.name)}"
+    return RawSQL(column, [], output_field=_output_field(metric))
+

@@ -13,18 +13,25 @@ Example: ``{"all": [{"attr": "channel", "op": "in", "value": ["web"]},
 
 A customer who lacks an attribute matches no comparison on it except
 ``ne`` / ``not_in`` (they are not equal to the value) and ``exists: false``.
-Behavioural metrics are computed as of a cutoff time (default: now).
+Behavioural metrics are computed as of a cutoff time (default: now), by a
+correlated subquery per customer, or, inside a bulk query that computed them
+as columns, read from those columns (``segment_rule_condition``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, FullResultSet, ValidationError
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from marketing.behaviour import behaviour_metric_expression, behaviour_metric_parse
+from marketing.behaviour import (
+    behaviour_metric_column,
+    behaviour_metric_expression,
+    behaviour_metric_parse,
+)
 from marketing.models import Customer, CustomerAttribute
 
 ORDER_OPS = {"gt", "gte", "lt", "lte"}
@@ -103,26 +110,46 @@ def _validate(rule: object, path: str, attributes: dict[str, CustomerAttribute])
         raise _fail(f"{path}.op", f"'{op}' needs a numeric attribute; {attribute.key} is {attribute.kind}")
 
 
-def segment_rule_q(rule: dict, *, as_of: datetime | None = None) -> tuple[Q, dict]:
-    """Compile a validated rule to a Q plus the annotations it needs."""
+def segment_rule_q(rule: dict, *, as_of: datetime | None = None,
+                   behaviour: str | None = None) -> tuple[Q, dict]:
+    """Compile a validated rule to a Q plus the annotations it needs.
+
+    ``behaviour`` names a table or alias of the enclosing query whose columns,
+    named after the metrics, hold them (instead of a subquery per customer).
+    """
     as_of = as_of or timezone.now()
+
+    def metric_expression(metric):
+        if behaviour:
+            return behaviour_metric_column(metric, behaviour)
+        return behaviour_metric_expression(metric, as_of)
+
     annotations: dict = {}
-    return _compile(rule, as_of, annotations), annotations
+    return _compile(rule, metric_expression, annotations), annotations
 
 
-def _compile(rule: dict, as_of: datetime, annotations: dict) -> Q:
+def segment_rule_metrics(rule: dict) -> set[str]:
+    """The behavioural metric names a validated rule reads."""
+    if "all" in rule or "any" in rule:
+        return set().union(*(segment_rule_metrics(c) for c in rule.get("all", rule.get("any"))))
+    if "not" in rule:
+        return segment_rule_metrics(rule["not"])
+    return {rule["metric"]} if "metric" in rule else set()
+
+
+def _compile(rule: dict, metric_expression, annotations: dict) -> Q:
     if "all" in rule:
         q = Q()
         for child in rule["all"]:
-            q &= _compile(child, as_of, annotations)
+            q &= _compile(child, metric_expression, annotations)
         return q
     if "any" in rule:
         q = Q(pk__in=[])
         for child in rule["any"]:
-            q |= _compile(child, as_of, annotations)
+            q |= _compile(child, metric_expression, annotations)
         return q
     if "not" in rule:
-        return ~_compile(rule["not"], as_of, annotations)
+        return ~_compile(rule["not"], metric_expression, annotations)
     if "consent" in rule:
         return Q(marketing_consent=rule["consent"])
 
@@ -130,7 +157,7 @@ def _compile(rule: dict, as_of: datetime, annotations: dict) -> Q:
     if "metric" in rule:
         metric = behaviour_metric_parse(rule["metric"])
         alias = f"_m_{metric.name}"
-        annotations[alias] = behaviour_metric_expression(metric, as_of)
+        annotations[alias] = metric_expression(metric)
         field = alias
         present = Q()
     else:
@@ -154,3 +181,23 @@ def segment_members(rule: dict, *, as_of: datetime | None = None) -> QuerySet[Cu
     """Customers matching the rule, as one lazy query (nothing is loaded)."""
     q, annotations = segment_rule_q(rule, as_of=as_of)
     return Customer.objects.annotate(**annotations).filter(q)
+
+
+def segment_rule_condition(rule: dict, *, as_of: datetime | None = None,
+                           behaviour: str | None = None) -> tuple[str, list]:
+    """The rule as a SQL boolean over one customer row, for use inside a larger query.
+
+    The expression refers to the customer table by its own name and, for
+    behavioural metrics, to columns of ``behaviour`` (correlated subqueries
+    without it); the caller's query must have both in FROM. It is the WHERE
+    clause ``segment_members`` runs, compiled by the same code.
+    """
+    q, annotations = segment_rule_q(rule, as_of=as_of, behaviour=behaviour)
+    query = Customer.objects.annotate(**annotations).filter(q).query
+    try:
+        sql, params = query.get_compiler(connection=connection).compile(query.where)
+    except EmptyResultSet:  # e.g. {"any": []}-like rules Django proves empty
+        return "1 = 0", []
+    except FullResultSet:  # a rule that holds for everyone
+        return "1 = 1", []
+    return (sql or "1 = 1"), list(params)

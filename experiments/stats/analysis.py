@@ -121,6 +121,9 @@ class ExperimentDesign:
     srm_threshold: float = SRM_P_VALUE_THRESHOLD
     credible_level: float = 0.95
     posterior_draws: int = DEFAULT_DRAWS
+    # Breakdown cells are many and read coarsely: 20,000 draws keep the Monte
+    # Carlo error of a chance-to-beat below 0.004 at a fifth of the cost.
+    segment_posterior_draws: int = 20_000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -574,6 +577,7 @@ def _analyse_segments(
     results: list[SegmentAnalysis] = []
     all_analyses: list[MetricAnalysis] = []
     spans = []
+    design = dataclasses.replace(design, posterior_draws=design.segment_posterior_draws)
     for segment, segment_data in segments.items():
         specs = [m for m in metrics if m.name in segment_data]
         if not specs:

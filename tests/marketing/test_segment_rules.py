@@ -4,8 +4,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 
-from marketing.segment_rules import segment_members, segment_rule_validate
+from marketing.segment_rules import (
+    segment_members,
+    segment_rule_condition,
+    segment_rule_metrics,
+    segment_rule_validate,
+)
 from marketing.services import segment_create
 from tests.factories import T0, attributes_declare, customer_make, event_make
 
@@ -32,12 +38,28 @@ def population():
     return people
 
 
-def names(population, rule):
-    ids = set(segment_members(rule, as_of=T0).values_list("id", flat=True))
+def _condition_ids(rule):
+    """Evaluate segment_rule_condition inside a hand-written query, as analyses do."""
+    condition, params = segment_rule_condition(rule, as_of=T0)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM marketing_customer WHERE {condition}", params)
+        return {r[0] for r in cursor.fetchall()}
+
+
+def names(population, rule, *, condition=False):
+    """Members by name; ``condition`` evaluates the rule inside a query of our own."""
+    if condition:
+        ids = _condition_ids(rule)
+    else:
+        ids = set(segment_members(rule, as_of=T0).values_list("id", flat=True))
     return {name for name, c in population.items() if c.id in ids}
 
 
-@pytest.mark.parametrize("rule, expected", [
+MODES = pytest.mark.parametrize("condition", [False, True], ids=["members", "condition"])
+
+
+# Rules and the members a hand count gives (tests.experiments reuses them).
+HAND_COMPUTED = [
     ({"attr": "channel", "op": "in", "value": ["web"]}, {"ann", "bob", "eve"}),
     ({"attr": "channel", "op": "ne", "value": "web"}, {"cyd", "dee", "fay"}),
     ({"attr": "age", "op": "gte", "value": 41}, {"bob", "cyd", "fay"}),
@@ -56,19 +78,31 @@ def names(population, rule):
     ({"any": [{"attr": "age", "op": "gt", "value": 60},
               {"attr": "channel", "op": "eq", "value": "store"}]}, {"cyd", "dee"}),
     ({"not": {"attr": "channel", "op": "in", "value": ["web", "phone"]}}, {"dee"}),
-])
-def test_it_selects_the_hand_computed_members(population, rule, expected):
+]
+
+
+@pytest.mark.parametrize("rule, expected", HAND_COMPUTED)
+@MODES
+def test_it_selects_the_hand_computed_members(population, rule, expected, condition):
     segment_rule_validate(rule)
-    assert names(population, rule) == expected
+    assert names(population, rule, condition=condition) == expected
 
 
-def test_revenue_window_excludes_events_at_or_after_the_cutoff(population):
+def test_rule_metrics_are_collected_through_combinators():
+    rule = {"all": [{"metric": "purchases_90d", "op": "gte", "value": 1},
+                    {"not": {"any": [{"metric": "revenue_30d", "op": "gt", "value": 5},
+                                     {"attr": "age", "op": "gt", "value": 3}]}}]}
+    assert segment_rule_metrics(rule) == {"purchases_90d", "revenue_30d"}
+
+
+@MODES
+def test_revenue_window_excludes_events_at_or_after_the_cutoff(population, condition):
     # Within [T0 - 30d, T0): ann 21 + 30 = 51, cyd 50 (exactly 30 days back, the
     # window's closed end), fay 22 + 23 = 45; fay's event after T0 is ignored.
     rule = {"metric": "revenue_30d", "op": "gte", "value": 45}
-    assert names(population, rule) == {"ann", "cyd", "fay"}
+    assert names(population, rule, condition=condition) == {"ann", "cyd", "fay"}
     rule = {"metric": "revenue_30d", "op": "gte", "value": 52}
-    assert names(population, rule) == set()
+    assert names(population, rule, condition=condition) == set()
 
 
 @pytest.mark.parametrize("rule, path", [
