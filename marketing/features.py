@@ -74,8 +74,14 @@ def _q(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _aggregate_sql(spec: FeatureSpec, source_sql: str, source_params: list) -> tuple[str, list]:
-    """One GROUP BY over events joined to (customer_id, cutoff) pairs."""
+def _aggregate_sql(spec: FeatureSpec, source_sql: str, source_params: list,
+                   low: int, high: int) -> tuple[str, list]:
+    """One GROUP BY over events joined to (customer_id, cutoff) pairs with low < id <= high.
+
+    The id bounds are repeated on the events as constants so the database
+    reads only this chunk's events through the (customer, kind, time) index
+    instead of scanning the whole table for every chunk.
+    """
     horizon = max(spec.windows)
     event = comparable("e.occurred_at")
     select, params = [], []
@@ -98,12 +104,13 @@ def _aggregate_sql(spec: FeatureSpec, source_sql: str, source_params: list) -> t
         SELECT s.customer_id, {", ".join(select)}
         FROM ({source_sql}) s
         LEFT JOIN {_q(Event._meta.db_table)} e ON e.customer_id = s.customer_id
+            AND e.customer_id > %s AND e.customer_id <= %s
             AND e.kind IN ({", ".join(["%s"] * len(spec.kinds))})
             AND {event} < {comparable("s.cutoff")} AND {event} >= {start}
         GROUP BY s.customer_id, s.cutoff
         ORDER BY s.customer_id
     """
-    return sql, [*params, *source_params, *spec.kinds, *start_params]
+    return sql, [*params, *source_params, low, high, *spec.kinds, *start_params]
 
 
 def _sequence_sql(spec: FeatureSpec, source_sql: str, source_params: list) -> tuple[str, list]:
@@ -224,19 +231,27 @@ def features_build(
     source_sql, source_params = source
     last_id = 0
     while True:
-        chunk_sql = (f"SELECT * FROM ({source_sql}) src WHERE src.customer_id > %s "
-                     f"ORDER BY src.customer_id LIMIT {int(chunk_size)}")
-        chunk_params = [*source_params, last_id]
-        sql, params = _aggregate_sql(spec, chunk_sql, chunk_params)
+        # The chunk is an id range, found first, so every query below gets
+        # constant bounds (keyset paging: last_id < id <= high).
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT MAX(customer_id) FROM (SELECT src.customer_id FROM "
+                           f"({source_sql}) src WHERE src.customer_id > %s "
+                           f"ORDER BY src.customer_id LIMIT {int(chunk_size)}) page",
+                           [*source_params, last_id])
+            (high,) = cursor.fetchone()
+        if high is None:
+            return
+        chunk_sql = (f"SELECT * FROM ({source_sql}) src "
+                     f"WHERE src.customer_id > %s AND src.customer_id <= %s")
+        chunk_params = [*source_params, last_id, high]
+        sql, params = _aggregate_sql(spec, chunk_sql, chunk_params, last_id, high)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-        if not rows:
-            return
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         behaviour = pd.DataFrame([r[1:] for r in rows], columns=spec.behaviour_columns,
                                  dtype="float64")
         frame = pd.concat([_attribute_frame(spec, ids), behaviour], axis=1)
         sequences = _sequences(spec, chunk_sql, chunk_params, ids) if spec.sequence_length else []
         yield FeatureChunk(customer_ids=ids, frame=frame, sequences=sequences)
-        last_id = int(ids[-1])
+        last_id = int(high)
