@@ -9,20 +9,22 @@ workers (experiments.tasks fans them out with a Celery chord).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
-from django.db import transaction
+import pandas as pd
 from django.db.models import Max, Min
 
 from experiments.models import CustomerScore, ModelVersion
 from experiments.registry import artifact_load
-from marketing.bulk import rows_insert
+from marketing.bulk import frame_insert
 from marketing.features import FeatureSpec, features_build, fixed_cutoff
 from marketing.models import Customer, Segment
 from marketing.segment_rules import segment_members
+from marketing.sql_tuning import large_aggregates
 
 
 @dataclass(frozen=True)
@@ -58,33 +60,40 @@ def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
     spec = FeatureSpec.from_json(version.feature_spec)
     model = _model(version.id, version.artifact_sha256)
     arm_names = version.metrics.get("arm_names", [])
-    rows = []
-    for features in features_build(spec=spec, source=fixed_cutoff(cutoff, sql, list(params)),
-                                   chunk_size=chunk.high - chunk.low):
-        rows.extend(_score_rows(version, model, features.customer_ids, features.frame,
-                                arm_names, cutoff))
-    with transaction.atomic():
+    with large_aggregates():
+        frames = [_score_frame(version, model, features.customer_ids, features.frame, arm_names,
+                               cutoff)
+                  for features in features_build(
+                      spec=spec, source=fixed_cutoff(cutoff, sql, list(params)),
+                      chunk_size=chunk.high - chunk.low)]
         CustomerScore.objects.filter(model_version=version, customer_id__gt=chunk.low,
                                      customer_id__lte=chunk.high).delete()
-        return rows_insert(
-            CustomerScore, ["model_version_id", "customer_id", "uplift", "best_arm",
-                            "uplift_by_arm", "response", "scored_at"], rows)
+        return sum(frame_insert(CustomerScore, frame) for frame in frames)
 
 
-def _score_rows(version, model, ids: np.ndarray, X, arm_names: list[str], cutoff: datetime):
+def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
+                 cutoff: datetime) -> pd.DataFrame:
+    """The score rows of one feature chunk, as columns (see marketing.bulk.frame_insert)."""
+    frame = pd.DataFrame({"model_version_id": version.id, "customer_id": ids})
     if version.kind == ModelVersion.Kind.RESPONSE:
-        response = np.asarray(model.predict_proba(X))[:, 1]
-        return [(version.id, int(c), None, "", {}, float(r), cutoff)
-                for c, r in zip(ids.tolist(), response.tolist(), strict=True)]
+        frame["uplift"], frame["best_arm"], frame["uplift_by_arm"] = np.nan, "", "{}"
+        frame["response"] = np.asarray(model.predict_proba(X))[:, 1]
+        frame["scored_at"] = cutoff
+        return frame
     # One forward pass: the effect of arm k is its expected outcome minus control's.
     outcomes = np.asarray(model.predict_outcomes(X)).reshape(ids.size, -1)
-    effect, control = outcomes[:, 1:] - outcomes[:, [0]], outcomes[:, 0]
+    effect = outcomes[:, 1:] - outcomes[:, [0]]
     best = effect.argmax(axis=1)
     names = arm_names[1:] if len(arm_names) == effect.shape[1] + 1 else [
         f"arm_{k + 1}" for k in range(effect.shape[1])]
-    return [
-        (version.id, int(c), float(e[b]), names[b],
-         {name: round(float(v), 6) for name, v in zip(names, e, strict=True)},
-         float(r), cutoff)
-        for c, e, b, r in zip(ids.tolist(), effect, best.tolist(), control.tolist(), strict=True)
-    ]
+    frame["uplift"] = effect[np.arange(ids.size), best]
+    frame["best_arm"] = np.asarray(names, dtype=object)[best]
+    # {"arm": effect, ...} built column-wise: a json.dumps per row would cost
+    # more than the model's forward pass.
+    members = [json.dumps(name) + ": " + pd.Series(np.round(effect[:, k], 6)).map(repr)
+               for k, name in enumerate(names)]
+    frame["uplift_by_arm"] = "{" + members[0].str.cat(members[1:], sep=", ") + "}" \
+        if len(members) > 1 else "{" + members[0] + "}"
+    frame["response"] = outcomes[:, 0]
+    frame["scored_at"] = cutoff
+    return frame

@@ -1,0 +1,60 @@
+"""Score rows written column-wise hold exactly the model's predictions."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.models import CustomerScore, ModelVersion
+from experiments.scoring import _score_frame
+from marketing.bulk import frame_insert
+from tests.factories import T0, campaign_make, customer_make
+
+pytestmark = pytest.mark.django_db
+
+
+class FixedOutcomes:
+    """A stand-in model: expected outcome under control, 'email' and 'sms'."""
+
+    def __init__(self, outcomes):
+        self.outcomes = np.asarray(outcomes, dtype=float)
+
+    def predict_outcomes(self, X):
+        return self.outcomes[: len(X)]
+
+    def predict_proba(self, X):
+        p = self.outcomes[: len(X), 0]
+        return np.column_stack([1 - p, p])
+
+
+def _version(kind):
+    return ModelVersion.objects.create(campaign=campaign_make(), kind=kind, estimator="test",
+                                       target_metric="conversion", feature_spec={})
+
+
+def test_uplift_scores_round_trip_through_the_database():
+    version = _version(ModelVersion.Kind.UPLIFT)
+    people = [customer_make() for _ in range(3)]
+    model = FixedOutcomes([[0.10, 0.25, 0.05], [0.30, 0.20, 0.35], [0.5, 0.5, 0.5]])
+    ids = np.array([c.id for c in people])
+    frame = _score_frame(version, model, ids, pd.DataFrame(index=range(3)),
+                         ["control", "email", "sms"], T0)
+    assert frame_insert(CustomerScore, frame) == 3
+    stored = {s.customer_id: s for s in CustomerScore.objects.filter(model_version=version)}
+    first, second, third = (stored[c.id] for c in people)
+    assert first.best_arm == "email" and first.uplift == pytest.approx(0.15)
+    assert first.uplift_by_arm == {"email": 0.15, "sms": -0.05}
+    assert second.best_arm == "sms" and second.uplift == pytest.approx(0.05)
+    assert second.uplift_by_arm == {"email": -0.1, "sms": 0.05}
+    assert third.uplift == 0.0 and third.response == 0.5
+    assert first.response == pytest.approx(0.10) and first.scored_at == T0
+
+
+def test_response_scores_leave_uplift_empty_not_missing_text():
+    version = _version(ModelVersion.Kind.RESPONSE)
+    person = customer_make()
+    frame = _score_frame(version, FixedOutcomes([[0.42]]), np.array([person.id]),
+                         pd.DataFrame(index=range(1)), [], T0)
+    frame_insert(CustomerScore, frame)
+    score = CustomerScore.objects.get(model_version=version)
+    assert score.uplift is None and score.best_arm == "" and score.uplift_by_arm == {}
+    assert score.response == pytest.approx(0.42)
