@@ -78,7 +78,8 @@ class DeepUpliftEstimator(BaseEstimator):
         (revenue: ZILN loss) or ``"auto"`` (see
         :func:`models_dl.preprocessing.infer_outcome_type`).
     learning_rate, weight_decay:
-        AdamW settings.
+        AdamW settings; ``learning_rate=None`` scales the step with the batch
+        size (:func:`models_dl.training.resolve_learning_rate`).
     batch_size:
         Mini-batch size; ``None`` picks about 1 % of the rows in [64, 2048].
     max_epochs, patience:
@@ -117,7 +118,7 @@ class DeepUpliftEstimator(BaseEstimator):
     estimator_name: ClassVar[str] = "base"
 
     outcome_type: str = "auto"
-    learning_rate: float = 1e-3
+    learning_rate: float | None = 1e-3
     weight_decay: float = 1e-4
     batch_size: int | None = None
     max_epochs: int = 300

@@ -25,7 +25,7 @@ def test_it_prints_a_table_and_skips_missing_files(tmp_path, capsys, monkeypatch
         [
             "--datasets", "demo", "ihdp", "hillstrom",
             "--demo-rows", "900",
-            "--learners", "tarnet", "T",
+            "--learners", "tarnet", "T", "truth",
             "--deep-params", '{"max_epochs": 2}',
             "--ihdp-dir", str(tmp_path / "no-ihdp"),
             "--hillstrom", str(tmp_path / "no-hillstrom.csv.gz"),
@@ -35,3 +35,8 @@ def test_it_prints_a_table_and_skips_missing_files(tmp_path, capsys, monkeypatch
     assert "skipping IHDP" in out and "skipping Hillstrom" in out
     assert "== (a) demo generator" in out
     assert out.count("tarnet") >= 2 and "qini_true" in out
+    # the true effects as scores: no error, and the best true-effect Qini
+    # table rows: learner, sqrt_pehe, (median), qini, qini_true, auuc, fit_s
+    rows = {cols[0]: cols for cols in map(str.split, out.splitlines()) if len(cols) == 7}
+    assert float(rows["truth"][1]) == 0.0
+    assert float(rows["truth"][4]) >= float(rows["T"][4])

@@ -152,7 +152,8 @@ def test_compute_budget_and_ensemble_cap():
 def test_the_default_preset_round_trips(tmp_path):
     x, t, y, _ = linear_effect_problem(n=300, n_arms=3)
     est = make_estimator("default", random_state=0, max_epochs=2, n_threads=1).fit(x, t, y)
-    assert est.n_members_ == 5 and est.fit_info_["ipm_active"] is False  # randomised arms
+    assert est.n_members_ == 10 and est.fit_info_["ipm_active"] is False  # randomised arms
+    assert est.learning_rate is None  # scaled with the batch size
     again = load_estimator(est.save(tmp_path / "default"))
     assert again.representation_layers == est.representation_layers
     assert again.fit_info_ == est.fit_info_

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -6,6 +7,7 @@ from models_dl.training import (
     EarlyStopping,
     TrainingConfig,
     resolve_batch_size,
+    resolve_learning_rate,
     seeded,
     torch_threads,
     train_network,
@@ -29,6 +31,35 @@ def test_batch_size_grows_with_rows():
     assert resolve_batch_size(400) == 64
     assert resolve_batch_size(21_000) == 256
     assert resolve_batch_size(800_000) == 2048
+
+
+def test_learning_rate_shrinks_with_small_batches_only():
+    assert resolve_learning_rate(64) == pytest.approx(5e-4)
+    assert resolve_learning_rate(32, base=2e-3) == pytest.approx(5e-4)
+    assert resolve_learning_rate(128) == pytest.approx(1e-3)
+    assert resolve_learning_rate(2048) == pytest.approx(1e-3)
+
+
+def test_train_network_resolves_a_missing_learning_rate(monkeypatch):
+    used = []
+    real_adamw = torch.optim.AdamW
+
+    def spy(params, lr, weight_decay):
+        used.append(lr)
+        return real_adamw(params, lr=lr, weight_decay=weight_decay)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    x = torch.randn(300, 1)
+    data = {"x": x, "y": 2 * x[:, 0], "w": torch.ones(300)}
+
+    def loss(module, batch, penalise):
+        value = ((module(batch["x"])[:, 0] - batch["y"]) ** 2).mean()
+        return value, value
+
+    config = TrainingConfig(max_epochs=1, batch_size=64, learning_rate=None)
+    train_network(nn.Linear(1, 1), loss, data, None, config)
+    train_network(nn.Linear(1, 1), loss, data, None, TrainingConfig(max_epochs=1, batch_size=64))
+    assert used == [pytest.approx(5e-4), pytest.approx(1e-3)]
 
 
 def test_early_stopping_waits_for_patience_and_keeps_best_weights():
