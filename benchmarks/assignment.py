@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_setup import demo_ensure, django_setup, peak_memory_mb
+from bench_setup import demo_ensure, django_setup, fresh_statistics, peak_memory_mb
 
 KEY = "bench_batch_assignment"
 
@@ -67,6 +67,7 @@ def main() -> None:
             cursor.execute("DELETE FROM experiments_assignment WHERE experiment_id = %s",
                            [experiment.id])
         experiment.delete()
+        fresh_statistics()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from bench_setup import ROOT, demo_ensure, django_setup, peak_memory_mb
+from bench_setup import ROOT, demo_ensure, django_setup, fresh_statistics, peak_memory_mb
 
 
 def model_ensure():
@@ -62,7 +62,7 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM experiments_customerscore WHERE model_version_id = %s",
                        [version.id])
-        cursor.execute("VACUUM ANALYZE experiments_customerscore")
+    fresh_statistics()
     started = time.perf_counter()
     if args.workers == 0:
         cutoff = timezone.now()
