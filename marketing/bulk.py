@@ -84,28 +84,36 @@ def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
 def frame_insert(model: type[models.Model], frame: pd.DataFrame) -> int:
     """Insert a DataFrame whose columns are field attnames; return the row count.
 
-    The columnar twin of ``rows_insert`` for writers that already hold numpy
-    columns (scoring): the whole frame is serialised at once (CSV for COPY)
-    instead of row by row. JSON fields must hold JSON text; missing values
-    (None / NaN) become NULL, empty strings stay empty strings.
+    The columnar twin of ``rows_insert`` for writers that hold numpy columns
+    (scoring): columns are converted once each, not value by value, then
+    written with COPY (PostgreSQL) or executemany (SQLite). JSON fields must
+    hold JSON text; missing values (None / NaN) become NULL.
     """
     if frame.empty:
         return 0
     fields = [model._meta.get_field(name) for name in frame.columns]
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = []
+    for f in fields:
+        series = frame[f.attname]
+        if f.get_internal_type() == "DateTimeField":
+            values = list(series.dt.to_pydatetime())
+            if connection.vendor != "postgresql":
+                values = [_sqlite_datetime(v) for v in values]
+        elif series.isna().any():
+            values = series.astype(object).where(series.notna(), None).tolist()
+        else:
+            values = series.tolist()
+        columns.append(values)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            text = frame.to_csv(header=False, index=False, na_rep="\\N")
-            with connection.wrap_database_errors, cursor.cursor.copy(
-                    f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy:
-                copy.write(text)
-            return len(frame)
-        frame = frame.copy()
-        for f in fields:
-            if f.get_internal_type() == "DateTimeField":
-                frame[f.attname] = frame[f.attname].map(_sqlite_datetime)
-        rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
-        placeholders = ", ".join(["%s"] * len(fields))
-        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", list(rows))
+            with connection.wrap_database_errors, \
+                    cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in zip(*columns, strict=True):
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(fields))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})",
+                               list(zip(*columns, strict=True)))
     return len(frame)
