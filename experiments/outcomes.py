@@ -111,7 +111,10 @@ def _per_assignment_sql(experiment: Experiment, metrics: Sequence[Metric], *,
             columns.append(f"{total} AS {side}{i}")
             params += [metric.event_kind, *condition_params]
     kinds = {m.event_kind for m in metrics}
-    joined = [(f"{event} >= {start} AND {event} < {end}", [*start_params, *end_params])]
+    # Events join when they fall in the customer's window or, for behavioural
+    # metrics, in the one window before as_of.
+    windows = [(f"{event} >= {start} AND {event} < {end}", [*start_params, *end_params])]
+    behaviour_start = None
     if behaviour:
         as_of = as_of or timezone.now()
         parsed = [behaviour_metric_parse(name) for name in sorted(set(behaviour))]
@@ -122,27 +125,26 @@ def _per_assignment_sql(experiment: Experiment, metrics: Sequence[Metric], *,
                 f"THEN {value} ELSE 0 END) AS {_q(metric.name)}")
             params += [metric.kind, _at(as_of - timedelta(days=metric.days)), _at(as_of)]
         kinds |= {m.kind for m in parsed}
-        joined.append(("e.occurred_at >= %s AND e.occurred_at < %s",
-                       [_at(as_of - timedelta(days=max(m.days for m in parsed))), _at(as_of)]))
+        behaviour_start = as_of - timedelta(days=max(m.days for m in parsed))
+        windows.append(("e.occurred_at >= %s AND e.occurred_at < %s",
+                        [_at(behaviour_start), _at(as_of)]))
+    joined_sql = " OR ".join(f"({condition})" for condition, _ in windows)
+    joined_params = [p for _, window_params in windows for p in window_params]
     # Constant bounds on occurred_at let the database drop most events before
     # the join instead of testing each against its customer's window.
     bounds = experiment.assignments.aggregate(first=Min("assigned_at"), last=Max("assigned_at"))
     if bounds["first"] is not None:
         low = bounds["first"] - timedelta(days=window)
         high = bounds["last"] + timedelta(days=window)
-        if behaviour:
-            low = min(low, as_of - timedelta(days=max(m.days for m in parsed)))
-            high = max(high, as_of)
-        either = " OR ".join(f"({condition})" for condition, _ in joined)
-        joined_sql = f"e.occurred_at >= %s AND e.occurred_at < %s AND ({either})"
-        joined_params = [_at(low), _at(high), *(p for _, ps in joined for p in ps)]
-    else:
-        joined_sql, joined_params = joined[0][0], joined[0][1]
+        if behaviour_start is not None:
+            low, high = min(low, behaviour_start), max(high, as_of)
+        joined_sql = f"e.occurred_at >= %s AND e.occurred_at < %s AND ({joined_sql})"
+        joined_params = [_at(low), _at(high), *joined_params]
     sql = f"""
         SELECT a.customer_id, a.arm_id, {", ".join(columns)}
         FROM {_q(Assignment._meta.db_table)} a
         LEFT JOIN {_q(Event._meta.db_table)} e ON e.customer_id = a.customer_id
-            AND e.kind IN ({", ".join(["%s"] * len(kinds))}) AND {joined_sql}
+            AND e.kind IN ({", ".join(["%s"] * len(kinds))}) AND ({joined_sql})
         WHERE a.experiment_id = %s
         GROUP BY a.id, a.customer_id, a.arm_id
     """

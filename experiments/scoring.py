@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, reduce
 
 import numpy as np
 import pandas as pd
@@ -92,8 +92,7 @@ def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
     # more than the model's forward pass.
     members = [json.dumps(name) + ": " + pd.Series(np.round(effect[:, k], 6)).map(repr)
                for k, name in enumerate(names)]
-    frame["uplift_by_arm"] = "{" + members[0].str.cat(members[1:], sep=", ") + "}" \
-        if len(members) > 1 else "{" + members[0] + "}"
+    frame["uplift_by_arm"] = "{" + reduce(lambda a, b: a + ", " + b, members) + "}"
     frame["response"] = outcomes[:, 0]
     frame["scored_at"] = cutoff
     return frame

@@ -49,8 +49,6 @@ def _converter(field: models.Field) -> Callable | None:
 def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence]) -> int:
     """Insert rows (tuples in ``columns`` order, by field attname); return the count."""
     fields = [model._meta.get_field(name) for name in columns]
-    table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     convert = [(i, c) for i, c in enumerate(_converter(f) for f in fields) if c is not None]
 
     def prepared(row: Sequence) -> Sequence:
@@ -61,6 +59,37 @@ def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
             out[i] = to_db(out[i])
         return out
 
+    return _write(model, fields, (prepared(row) for row in rows))
+
+
+def frame_insert(model: type[models.Model], frame: pd.DataFrame) -> int:
+    """Insert a DataFrame whose columns are field attnames; return the row count.
+
+    The columnar twin of ``rows_insert`` for writers that hold numpy columns
+    (scoring): columns are converted once each, not value by value. JSON
+    fields must hold JSON text already; missing values (None / NaN) become NULL.
+    """
+    fields = [model._meta.get_field(name) for name in frame.columns]
+    columns = []
+    for f in fields:
+        series = frame[f.attname]
+        if f.get_internal_type() == "DateTimeField":
+            values = list(series.dt.to_pydatetime())
+            to_db = _converter(f)
+            values = [to_db(v) for v in values] if to_db else values
+        elif series.isna().any():
+            values = series.astype(object).where(series.notna(), None).tolist()
+        else:
+            values = series.tolist()
+        columns.append(values)
+    return _write(model, fields, zip(*columns, strict=True))
+
+
+def _write(model: type[models.Model], fields: Sequence[models.Field],
+           rows: Iterable[Sequence]) -> int:
+    """Rows already in database form: COPY on PostgreSQL, executemany batches on SQLite."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     count = 0
     rows = iter(rows)
     with connection.cursor() as cursor:
@@ -70,50 +99,12 @@ def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
             with connection.wrap_database_errors, \
                     cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(prepared(row))
+                    copy.write_row(row)
                     count += 1
             return count
         placeholders = ", ".join(["%s"] * len(fields))
         sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders})"
-        while batch := [prepared(r) for r in islice(rows, SQLITE_BATCH)]:
+        while batch := list(islice(rows, SQLITE_BATCH)):
             cursor.executemany(sql, batch)
             count += len(batch)
     return count
-
-
-def frame_insert(model: type[models.Model], frame: pd.DataFrame) -> int:
-    """Insert a DataFrame whose columns are field attnames; return the row count.
-
-    The columnar twin of ``rows_insert`` for writers that hold numpy columns
-    (scoring): columns are converted once each, not value by value, then
-    written with COPY (PostgreSQL) or executemany (SQLite). JSON fields must
-    hold JSON text; missing values (None / NaN) become NULL.
-    """
-    if frame.empty:
-        return 0
-    fields = [model._meta.get_field(name) for name in frame.columns]
-    table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    columns = []
-    for f in fields:
-        series = frame[f.attname]
-        if f.get_internal_type() == "DateTimeField":
-            values = list(series.dt.to_pydatetime())
-            if connection.vendor != "postgresql":
-                values = [_sqlite_datetime(v) for v in values]
-        elif series.isna().any():
-            values = series.astype(object).where(series.notna(), None).tolist()
-        else:
-            values = series.tolist()
-        columns.append(values)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with connection.wrap_database_errors, \
-                    cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in zip(*columns, strict=True):
-                    copy.write_row(row)
-        else:
-            placeholders = ", ".join(["%s"] * len(fields))
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})",
-                               list(zip(*columns, strict=True)))
-    return len(frame)
