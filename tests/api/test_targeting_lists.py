@@ -2,12 +2,15 @@
 
 import csv
 import io
+from datetime import timedelta
+from unittest import mock
 
 import pytest
 
 from experiments.models import CustomerScore, ModelVersion, TargetingList
 from marketing.models import Segment
 from marketing.segment_rules import segment_members
+from tests.api.conftest import DEMO_ANCHOR
 from tests.factories import campaign_make
 
 pytestmark = pytest.mark.django_db
@@ -65,10 +68,14 @@ def test_a_list_within_budget_reads_back_in_summary_entries_and_csv(api, champio
 def test_omitted_economics_come_from_the_campaign_and_a_segment_narrows_the_list(
         api, champion):
     campaign = champion.campaign
-    response = api.post(lists_path(campaign), {"model_version": champion.id,
-                                               "segment": "recent_buyers",
-                                               "cost_per_contact": 0.0,
-                                               "max_contacts": 40}, format="json")
+    # Segment membership is evaluated as of "now"; the demo data sit at a fixed
+    # anchor, so the clock is fixed too (else purchases age out of the 90-day
+    # window day by day and the list shrinks with the calendar).
+    with mock.patch("django.utils.timezone.now", return_value=DEMO_ANCHOR + timedelta(days=7)):
+        response = api.post(lists_path(campaign), {"model_version": champion.id,
+                                                   "segment": "recent_buyers",
+                                                   "cost_per_contact": 0.0,
+                                                   "max_contacts": 40}, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
     members = segment_members(Segment.objects.get(key="recent_buyers").rule,
