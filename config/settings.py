@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import database_from_url, env_bool, env_int, env_list, env_str
@@ -97,6 +98,12 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 # features): enough to hash a million assignments in memory instead of on disk.
 ANALYTICS_WORK_MEM = env_str("ANALYTICS_WORK_MEM", "256MB")
 
+# Behaviour snapshots (marketing.behaviour_snapshots): events received up to
+# this long before a snapshot's build began are recomputed from events when
+# scoring, because an ingest transaction still open then was not visible to
+# the build. Longer than the longest import or API request.
+SNAPSHOT_LATE_MARGIN_SECONDS = env_int("SNAPSHOT_LATE_MARGIN_SECONDS", 900, minimum=0)
+
 # Where trained model artifacts (state dict + JSON config) are written.
 MODEL_ARTIFACT_DIR = Path(env_str("MODEL_ARTIFACT_DIR", str(BASE_DIR / "var" / "models")))
 
@@ -123,6 +130,16 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Fixed jobs; beat's database scheduler adds them beside the per-campaign
+# schedules managed in the admin. Behaviour snapshots: see
+# marketing.behaviour_snapshots (scoring reads only a day of events after it).
+SNAPSHOT_REFRESH_HOUR = env_int("SNAPSHOT_REFRESH_HOUR", 2, minimum=0)
+CELERY_BEAT_SCHEDULE = {
+    "behaviour-snapshots-refresh": {
+        "task": "experiments.tasks.behaviour_snapshots_refresh_task",
+        "schedule": crontab(hour=SNAPSHOT_REFRESH_HOUR, minute=0),
+    },
+}
 
 # --- Logging -------------------------------------------------------------
 LOGGING = {

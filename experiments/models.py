@@ -320,9 +320,16 @@ class ModelVersion(models.Model):
 class CustomerScore(models.Model):
     """A model version's prediction for one customer."""
 
+    # No foreign-key constraints in the database: scores are derived rows,
+    # written only by experiments.scoring for ids it has just read, a million
+    # at a time, where checking each row's keys at commit cost as much as
+    # writing it. Deletes still cascade (Django collects them). The version
+    # needs no index of its own: the unique constraint's index leads with it.
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE,
-                                      related_name="scores")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="scores")
+                                      related_name="scores", db_constraint=False,
+                                      db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="scores",
+                                 db_constraint=False)
     # Uplift models: predicted effect of the best arm and of every arm.
     uplift = models.FloatField(null=True, blank=True)
     best_arm = models.CharField(max_length=64, blank=True)

@@ -2,7 +2,9 @@
 
 The customer id range is cut into chunks; each chunk builds features as of
 one cutoff (the job's start, so every chunk sees the same point in time),
-predicts, and replaces that chunk's score rows in one transaction. Running
+starting from the latest behaviour snapshot when there is one
+(marketing.behaviour_snapshots), predicts, and replaces that chunk's score
+rows in one transaction. Running
 a job twice therefore gives the same rows, and chunks can run on different
 workers (experiments.tasks fans them out with a Celery chord).
 """
@@ -20,6 +22,11 @@ from django.db.models import Max, Min
 
 from experiments.models import CustomerScore, ModelVersion
 from experiments.registry import artifact_load
+from marketing.behaviour_snapshots import (
+    behaviour_snapshot_build,
+    behaviour_snapshot_latest,
+    snapshot_key,
+)
 from marketing.bulk import frame_insert
 from marketing.features import FeatureSpec, features_build, fixed_cutoff
 from marketing.models import Customer, Segment
@@ -65,7 +72,8 @@ def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
                                cutoff)
                   for features in features_build(
                       spec=spec, source=fixed_cutoff(cutoff, sql, list(params)),
-                      chunk_size=chunk.high - chunk.low)]
+                      chunk_size=chunk.high - chunk.low,
+                      snapshot=behaviour_snapshot_latest(spec, cutoff))]
         CustomerScore.objects.filter(model_version=version, customer_id__gt=chunk.low,
                                      customer_id__lte=chunk.high).delete()
         return sum(frame_insert(CustomerScore, frame) for frame in frames)
@@ -96,3 +104,21 @@ def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
     frame["response"] = outcomes[:, 0]
     frame["scored_at"] = cutoff
     return frame
+
+
+def behaviour_snapshots_refresh() -> list[dict]:
+    """Rebuild the behaviour snapshot of every (kinds, windows) a champion model scores with.
+
+    Beat runs this daily (``CELERY_BEAT_SCHEDULE``), before the rescoring
+    schedules, so that scoring reads a day's changes from events instead of
+    a year's.
+    """
+    specs = {}
+    for spec_json in ModelVersion.objects.filter(
+            is_champion=True, status=ModelVersion.Status.READY).values_list("feature_spec",
+                                                                            flat=True):
+        spec = FeatureSpec.from_json(spec_json)
+        specs.setdefault(snapshot_key(spec), spec)
+    built = [behaviour_snapshot_build(spec) for spec in specs.values()]
+    return [{"snapshot_id": s.id, "key": s.spec_key, "customers": s.customers,
+             "seconds": round(s.build_seconds, 1)} for s in built]

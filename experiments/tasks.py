@@ -11,7 +11,7 @@ from experiments.analysis import experiment_analyse
 from experiments.models import Experiment, ModelVersion, TaskRun
 from experiments.response_training import response_model_train
 from experiments.schedules import campaign_action_run
-from experiments.scoring import ChunkPlan, score_chunk, score_plan
+from experiments.scoring import ChunkPlan, behaviour_snapshots_refresh, score_chunk, score_plan
 from experiments.task_runs import (
     task_run_claim,
     task_run_fail,
@@ -96,6 +96,16 @@ def customers_score_chunk_task(run_id: int, low: int, high: int, cutoff: str) ->
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def customers_score_finish_task(written: list[int], run_id: int) -> None:
     task_run_succeed(run_id, {"customers_scored": int(sum(written)), "chunks": len(written)})
+
+
+@shared_task
+def behaviour_snapshots_refresh_task() -> None:
+    """What beat sends daily: rebuild the behaviour snapshots the champions score with."""
+    run = TaskRun.objects.create(name="behaviour_snapshots_refresh", params={})
+    with task_run_tracking(run.id) as claimed:
+        if claimed is None:
+            return
+        claimed.result = {"snapshots": behaviour_snapshots_refresh()}
 
 
 @shared_task

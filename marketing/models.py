@@ -88,10 +88,56 @@ class Event(models.Model):
                 name="event_unique_source_idempotency_key",
             ),
         ]
-        indexes = [models.Index(fields=["customer", "kind", "occurred_at"])]
+        indexes = [
+            models.Index(fields=["customer", "kind", "occurred_at"]),
+            # Time slices across customers: the events that enter or leave a
+            # feature window between a behaviour snapshot and a later cutoff,
+            # for one chunk of customer ids (checked inside the index), and
+            # the ones that arrived after the snapshot was built.
+            models.Index(fields=["occurred_at", "customer"]),
+            models.Index(fields=["received_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind}@{self.occurred_at:%Y-%m-%d} ({self.customer_id})"
+
+
+class BehaviourSnapshot(models.Model):
+    """Every customer's behavioural aggregates as of one time (see marketing.behaviour_snapshots).
+
+    Scoring as of a later cutoff starts from it and recomputes from events
+    only the customers whose windows changed in between.
+    """
+
+    spec_key = models.CharField(max_length=255)  # event kinds and windows it covers
+    as_of = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)  # when the build started
+    ready_at = models.DateTimeField(null=True, blank=True)
+    customers = models.PositiveIntegerField(default=0)
+    build_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["spec_key", "-as_of"])]
+
+    def __str__(self) -> str:
+        return f"behaviour snapshot {self.id} as of {self.as_of:%Y-%m-%d %H:%M}"
+
+
+class BehaviourSnapshotPart(models.Model):
+    """One id range of a snapshot, as arrays: a chunk is read with one row, not thousands."""
+
+    snapshot = models.ForeignKey(BehaviourSnapshot, on_delete=models.CASCADE,
+                                 related_name="parts", db_index=False)  # (snapshot, low) serves
+    low = models.BigIntegerField()  # exclusive
+    high = models.BigIntegerField()  # inclusive
+    customer_ids = models.BinaryField()  # int64, ascending
+    values = models.BinaryField()  # float64, one row per customer id
+
+    class Meta:
+        indexes = [models.Index(fields=["snapshot", "low"])]
+
+    def __str__(self) -> str:
+        return f"part ({self.low}, {self.high}] of snapshot {self.snapshot_id}"
 
 
 class Segment(models.Model):

@@ -77,3 +77,23 @@ def test_drift_is_small_for_the_same_population_and_triggers_a_retrain_when_larg
     run = TaskRun.objects.get(name="scheduled_drift_check")
     assert run.status == "succeeded" and run.result["max_psi"] > 0.5
     assert TaskRun.objects.filter(id=run.result["train_run"], name="uplift_model_train").exists()
+
+
+def test_beat_rebuilds_the_behaviour_snapshots_daily(demo):
+    from celery.schedules import crontab
+    from django.conf import settings
+
+    from config.celery import app
+    from experiments.tasks import behaviour_snapshots_refresh_task
+    from marketing.models import BehaviourSnapshot
+
+    entry = settings.CELERY_BEAT_SCHEDULE["behaviour-snapshots-refresh"]
+    assert entry["task"] in app.tasks and isinstance(entry["schedule"], crontab)
+    uplift_model_train(experiment=demo, estimators=["tarnet"], baselines=[],
+                       estimator_params={"tarnet": {"max_epochs": 2, "batch_size": 256}})
+    behaviour_snapshots_refresh_task()
+    run = TaskRun.objects.get(name="behaviour_snapshots_refresh")
+    assert run.status == TaskRun.Status.SUCCEEDED, run.error
+    (snapshot,) = BehaviourSnapshot.objects.all()
+    assert run.result["snapshots"][0]["snapshot_id"] == snapshot.id
+    assert snapshot.customers == Customer.objects.count()

@@ -146,3 +146,29 @@ def test_the_train_request_validates_its_input_and_runs_the_task(demo,
     run.refresh_from_db()
     assert run.status == TaskRun.Status.SUCCEEDED, run.error
     assert run.result["model_version_ids"] == [ModelVersion.objects.get().id]
+
+
+def test_the_daily_behaviour_snapshot_leaves_the_scores_unchanged(demo):
+    from datetime import timedelta
+
+    from experiments.scoring import behaviour_snapshots_refresh
+    from marketing.models import BehaviourSnapshot
+
+    (version,) = uplift_model_train(experiment=demo, estimators=["tarnet"], baselines=[],
+                                    estimator_params={"tarnet": FAST})
+    assert ModelVersion.objects.get(id=version.id).is_champion
+    (built,) = behaviour_snapshots_refresh()
+    assert built["customers"] == 1_500
+    snapshot = BehaviourSnapshot.objects.get(id=built["snapshot_id"])
+    low, high = Customer.objects.order_by("id").first().id - 1, Customer.objects.order_by(
+        "-id").first().id
+
+    def scores(cutoff):
+        score_chunk(version=version, chunk=ChunkPlan(low, high), cutoff=cutoff)
+        return list(CustomerScore.objects.order_by("customer_id").values_list(
+            "customer_id", "uplift", "response"))
+
+    cutoff = snapshot.as_of + timedelta(days=3)
+    with_snapshot = scores(cutoff)
+    BehaviourSnapshot.objects.all().delete()
+    assert scores(cutoff) == with_snapshot and len(with_snapshot) == 1_500
