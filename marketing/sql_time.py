@@ -29,4 +29,3 @@ def days_between(later: str, earlier: str) -> str:
     if connection.vendor == "postgresql":
         return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0)"
     return f"(julianday({later}) - julianday({earlier}))"
-
