@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache, reduce
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -96,11 +96,11 @@ def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
         f"arm_{k + 1}" for k in range(effect.shape[1])]
     frame["uplift"] = effect[np.arange(ids.size), best]
     frame["best_arm"] = np.asarray(names, dtype=object)[best]
-    # {"arm": effect, ...} built column-wise: a json.dumps per row would cost
-    # more than the model's forward pass.
-    members = [json.dumps(name) + ": " + pd.Series(np.round(effect[:, k], 6)).map(repr)
-               for k, name in enumerate(names)]
-    frame["uplift_by_arm"] = "{" + reduce(lambda a, b: a + ", " + b, members) + "}"
+    # {"arm": effect, ...} from one format string: a json.dumps per row would
+    # cost as much as the model's forward pass.
+    template = "{" + ", ".join(json.dumps(name).replace("%", "%%") + ": %r"
+                               for name in names) + "}"
+    frame["uplift_by_arm"] = [template % tuple(row) for row in np.round(effect, 6).tolist()]
     frame["response"] = outcomes[:, 0]
     frame["scored_at"] = cutoff
     return frame

@@ -35,7 +35,6 @@ from marketing.features import FeatureSpec, behaviour_from_events, microseconds
 from marketing.models import BehaviourSnapshot, BehaviourSnapshotPart, Customer
 from marketing.sql_tuning import large_aggregates
 
-
 # An older snapshot is not used: the events that entered or left a window
 # since (four slices as long as its age) would approach a full read.
 SNAPSHOT_MAX_AGE = timedelta(days=7)

@@ -404,14 +404,19 @@ def assignment_cutoffs(experiment_id: int) -> tuple[str, list]:
 
 def fixed_cutoff(cutoff: datetime, customer_sql: str | None = None,
                  customer_params: list | None = None) -> tuple[str, list]:
-    """Scoring rows: customers (all, or the ids ``customer_sql`` selects) as of one time."""
+    """Scoring rows: customers (all, or those ``customer_sql`` selects) as of one time.
+
+    ``customer_sql`` selects one column named ``id``, one row per customer
+    (a ``Customer`` queryset's ``values("id")``): used as a table, not an
+    ``IN`` list, so a chunk's id range reaches the primary key index.
+    """
     table = _q(Customer._meta.db_table)
-    where, params = "", []
+    customers, params = table, []
     if customer_sql:
-        where, params = f" WHERE c.id IN ({customer_sql})", list(customer_params or [])
+        customers, params = f"({customer_sql})", list(customer_params or [])
     cutoff_value = connection.ops.adapt_datetimefield_value(cutoff)
     cast = "CAST(%s AS TIMESTAMP WITH TIME ZONE)" if connection.vendor == "postgresql" else "%s"
-    return (f"SELECT c.id AS customer_id, {cast} AS cutoff FROM {table} c{where}",
+    return (f"SELECT c.id AS customer_id, {cast} AS cutoff FROM {customers} c",
             [cutoff_value, *params])
 
 

@@ -128,7 +128,7 @@ def test_scoring_twice_gives_the_same_rows_and_matches_the_model(demo,
     from experiments.registry import artifact_load
     from marketing.features import FeatureSpec, features_build, fixed_cutoff
     (chunk,) = features_build(spec=FeatureSpec.from_json(version.feature_spec),
-                              source=fixed_cutoff(cutoff, "SELECT %s", [row.customer_id]))
+                              source=fixed_cutoff(cutoff, "SELECT %s AS id", [row.customer_id]))
     predicted = artifact_load(version).predict(chunk.frame).reshape(-1)
     assert sorted(row.uplift_by_arm.values()) == pytest.approx(sorted(predicted), abs=1e-5)
 
