@@ -70,7 +70,7 @@ def behaviour_snapshot_build(spec: FeatureSpec, *, as_of: datetime | None = None
         snapshot = BehaviourSnapshot.objects.create(spec_key=snapshot_key(spec), as_of=as_of)
         low, count = 0, 0
         while True:
-            (ids,) = columns_fetch(page_sql, [low], "i")
+            (ids,) = columns_fetch(page_sql, [low], "i", ordered=True)
             if not ids.size:
                 break
             behaviour = behaviour_from_events(spec, ids, np.full(ids.size, as_of_us))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 
+import numpy as np
 import pandas as pd
 from django.db import connection, models
 
@@ -66,25 +67,24 @@ def frame_insert(model: type[models.Model], frame: pd.DataFrame) -> int:
     """Insert a DataFrame whose columns are field attnames; return the row count.
 
     The columnar twin of ``rows_insert`` for writers that hold numpy columns
-    (scoring): columns are converted once each, not value by value. JSON
-    fields must hold JSON text already; missing values (None / NaN) become NULL.
+    (scoring). On PostgreSQL the COPY data is assembled column by column in
+    numpy (``_copy_frame``), with no Python work per row. JSON fields must
+    hold JSON text already; missing values (None / NaN) become NULL.
     """
     fields = [model._meta.get_field(name) for name in frame.columns]
+    if connection.vendor == "postgresql":
+        return _copy_frame(model, fields, frame)
     columns = []
     for f in fields:
         series = frame[f.attname]
         if f.get_internal_type() == "DateTimeField":
-            values = list(series.dt.to_pydatetime())
-            to_db = _converter(f)
-            values = [to_db(v) for v in values] if to_db else values
+            values = [_sqlite_datetime(v) for v in series.dt.to_pydatetime()]
         elif series.isna().any():
             values = series.astype(object).where(series.notna(), None).tolist()
         else:
             values = series.tolist()
-        if f.get_internal_type() == "JSONField" and connection.vendor == "postgresql":
-            values = [_jsonb_binary(v) for v in values]
         columns.append(values)
-    return _write(model, fields, zip(*columns, strict=True), json_ready=True)
+    return _write(model, fields, zip(*columns, strict=True))
 
 
 # Column types as psycopg names them, by the start of Django's db_type.
@@ -109,11 +109,8 @@ def _jsonb_binary(text: str | None) -> bytes | None:
 
 
 def _write(model: type[models.Model], fields: Sequence[models.Field],
-           rows: Iterable[Sequence], *, json_ready: bool = False) -> int:
-    """Rows already in database form: COPY on PostgreSQL, executemany batches on SQLite.
-
-    JSON values are text, or with ``json_ready`` already ``_jsonb_binary`` bytes.
-    """
+           rows: Iterable[Sequence]) -> int:
+    """Rows already in database form: COPY on PostgreSQL, executemany batches on SQLite."""
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     count = 0
@@ -125,7 +122,7 @@ def _write(model: type[models.Model], fields: Sequence[models.Field],
             # through the driver's own cursor; wrap_database_errors turns its
             # errors into Django's (IntegrityError and friends).
             types = [_pg_type(f) for f in fields]
-            json_columns = [] if json_ready else [i for i, t in enumerate(types) if t == "jsonb"]
+            json_columns = [i for i, t in enumerate(types) if t == "jsonb"]
             with connection.wrap_database_errors, cursor.cursor.copy(
                     f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(["bytea" if t == "jsonb" else t for t in types])
@@ -143,3 +140,70 @@ def _write(model: type[models.Model], fields: Sequence[models.Field],
             cursor.executemany(sql, batch)
             count += len(batch)
     return count
+
+
+# Binary COPY: signature, flags and header extension length; the trailer is int16 -1.
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_TRAILER = b"\xff\xff"
+_FIXED_WIDTH = {"int8": ">i8", "int4": ">i4", "int2": ">i2", "float8": ">f8", "bool": "u1",
+                "timestamptz": ">i8"}
+_PG_EPOCH = pd.Timestamp("2000-01-01", tz="UTC")  # timestamptz counts microseconds from it
+
+
+def _encode_column(series: pd.Series, pg_type: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A column in binary COPY form: (NULL mask, byte length of each non-NULL value,
+    the non-NULL values' bytes back to back)."""
+    null = series.isna().to_numpy()
+    present = series[~null]
+    if pg_type in _FIXED_WIDTH:
+        if pg_type == "timestamptz":
+            present = (present - _PG_EPOCH) // pd.Timedelta(microseconds=1)
+        values = present.to_numpy().astype(_FIXED_WIDTH[pg_type])
+        width = values.dtype.itemsize
+        return null, np.full(values.size, width), values.view(np.uint8)
+    if pg_type not in {"text", "jsonb"}:
+        raise TypeError(f"frame_insert: no binary encoding for {pg_type}")
+    prefix = b"\x01" if pg_type == "jsonb" else b""  # binary jsonb: version byte, then text
+    encoded = [prefix + value.encode() for value in present.tolist()]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    return null, lengths, np.frombuffer(b"".join(encoded), dtype=np.uint8)
+
+
+def _place(out: np.ndarray, starts: np.ndarray, lengths: np.ndarray, data: np.ndarray) -> None:
+    """Copy consecutive pieces of ``data`` (``lengths`` bytes each) to ``out[starts[i]:]``."""
+    shift = starts - np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    out[np.repeat(shift, lengths) + np.arange(data.size)] = data
+
+
+def _copy_frame(model: type[models.Model], fields: Sequence[models.Field],
+                frame: pd.DataFrame) -> int:
+    """Binary COPY of a frame, its rows laid out by numpy: every row is a field count,
+    then per field a 4-byte length (-1 for NULL) and the value's bytes."""
+    n = len(frame)
+    if not n:
+        return 0
+    columns = [_encode_column(frame[f.attname], _pg_type(f)) for f in fields]
+    sizes = np.zeros((n, len(fields)), dtype=np.int64)  # bytes of each field, length included
+    for k, (null, lengths, _) in enumerate(columns):
+        sizes[:, k] = 4
+        sizes[~null, k] += lengths
+    row_sizes = 2 + sizes.sum(axis=1)
+    starts = len(_SIGNATURE) + np.concatenate([[0], np.cumsum(row_sizes)[:-1]])
+    out = np.empty(len(_SIGNATURE) + int(row_sizes.sum()) + len(_TRAILER), dtype=np.uint8)
+    out[:len(_SIGNATURE)] = np.frombuffer(_SIGNATURE, dtype=np.uint8)
+    out[-len(_TRAILER):] = np.frombuffer(_TRAILER, dtype=np.uint8)
+    field_count = np.full(n, len(fields), dtype=">i2").view(np.uint8)
+    _place(out, starts, np.full(n, 2), field_count)
+    at = starts + 2
+    for k, (null, lengths, data) in enumerate(columns):
+        length_field = np.full(n, -1, dtype=np.int64)
+        length_field[~null] = lengths
+        _place(out, at, np.full(n, 4), length_field.astype(">i4").view(np.uint8))
+        _place(out, at[~null] + 4, lengths, data)
+        at = at + sizes[:, k]
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(
+            f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(out.data)
+    return n

@@ -354,15 +354,14 @@ def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray) -> pd.DataFram
     kind_of = {key: kinds.get(key, CustomerAttribute.Kind.NUMERIC) for key in spec.attributes}
     numeric = [k for k in spec.attributes if kind_of[k] != CustomerAttribute.Kind.CATEGORICAL]
     categorical = [k for k in spec.attributes if k not in numeric]
-    where = (f"FROM {_q(Customer._meta.db_table)} c WHERE c.id >= %s AND c.id <= %s "
-             f"ORDER BY c.id")
+    where = f"FROM {_q(Customer._meta.db_table)} c WHERE c.id >= %s AND c.id <= %s"
     bounds = [int(customer_ids[0]), int(customer_ids[-1])]
     columns: dict[str, object] = {}
     if numeric:
         expressions = [_attribute_sql(key, kind_of[key]) for key in numeric]
         sql = f"SELECT CAST(c.id AS BIGINT), {', '.join(e for e, _ in expressions)} {where}"
         ids, *values = columns_fetch(sql, [p for _, ps in expressions for p in ps] + bounds,
-                                     "i" + "f" * len(numeric))
+                                     "i" + "f" * len(numeric), ordered=True)
         at = np.searchsorted(ids, customer_ids)  # every id in the range is there
         columns.update({key: column[at] for key, column in zip(numeric, values, strict=True)})
     if categorical:
@@ -440,7 +439,7 @@ def features_build(
     while True:
         # Keyset paging: the chunk's ids come first, so every query below
         # gets constant bounds (last_id < id <= high).
-        ids, cutoffs = columns_fetch(page_sql, [*source_params, last_id], "it")
+        ids, cutoffs = columns_fetch(page_sql, [*source_params, last_id], "it", ordered=True)
         if not ids.size:
             return
         if (np.diff(ids) <= 0).any():

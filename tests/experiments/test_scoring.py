@@ -58,3 +58,21 @@ def test_response_scores_leave_uplift_empty_not_missing_text():
     score = CustomerScore.objects.get(model_version=version)
     assert score.uplift is None and score.best_arm == "" and score.uplift_by_arm == {}
     assert score.response == pytest.approx(0.42)
+
+
+def test_frame_insert_keeps_nulls_non_ascii_text_and_times_exact():
+    version = _version(ModelVersion.Kind.UPLIFT)
+    people = [customer_make() for _ in range(3)]
+    moments = [T0, T0 + pd.Timedelta(microseconds=1), pd.Timestamp("1999-12-31 23:59:59.5Z")]
+    frame = pd.DataFrame({
+        "model_version_id": version.id, "customer_id": [c.id for c in people],
+        "uplift": [0.5, np.nan, -1e-300], "best_arm": ["e-mail ✉", "", "ß" * 64],
+        "uplift_by_arm": ['{"e-mail ✉": 0.5}', "{}", '{"ß": -1e-300}'],
+        "response": [np.nan, 1.0, 0.0], "scored_at": moments})
+    assert frame_insert(CustomerScore, frame) == 3
+    rows = list(CustomerScore.objects.filter(model_version=version).order_by("customer_id")
+                .values_list("uplift", "best_arm", "uplift_by_arm", "response", "scored_at"))
+    assert rows[0][:4] == (0.5, "e-mail ✉", {"e-mail ✉": 0.5}, None)
+    assert rows[1][:4] == (None, "", {}, 1.0)
+    assert rows[2][:4] == (-1e-300, "ß" * 64, {"ß": -1e-300}, 0.0)
+    assert [r[4] for r in rows] == [m.to_pydatetime() for m in map(pd.Timestamp, moments)]
