@@ -24,6 +24,9 @@ from django.db import connection
 _PG_EPOCH_US = 946_684_800_000_000
 _SEND = {"i": "int8send", "f": "float8send", "t": "timestamptz_send"}
 _DTYPES = {"i": ">i8", "f": ">f8", "t": ">i8"}
+# Text columns travel joined by the unit separator, NULL as the record separator:
+# control characters that attribute values do not contain (checked on arrival).
+_SEPARATOR, _NULL = "\x1f", "\x1e"
 
 
 def columns_fetch(sql: str, params: Sequence, kinds: str, *,
@@ -33,8 +36,10 @@ def columns_fetch(sql: str, params: Sequence, kinds: str, *,
     ``"i"``: a BIGINT column, returned as int64; ``"f"``: DOUBLE PRECISION,
     float64; ``"t"``: a timestamp with time zone, returned as int64
     microseconds since 1970-01-01 UTC (exact: the database's own
-    representation, with no arithmetic per row). The SQL must give exactly
-    those types and never NULL. ``ordered``: rows ascending by the first column.
+    representation, with no arithmetic per row); ``"s"``: text, returned as
+    an object array with None for NULL. The SQL must give exactly those
+    types; a NULL float comes back as NaN, a NULL integer or time is an
+    error. ``ordered``: rows ascending by the first column.
     """
     columns = _fetch(sql, params, kinds)
     if ordered and columns[0].size > 1 and (np.diff(columns[0]) < 0).any():
@@ -50,27 +55,56 @@ def _fetch(sql: str, params: Sequence, kinds: str) -> list[np.ndarray]:
             rows = cursor.fetchall()
         return [_sqlite_column([r[i] for r in rows], k) for i, k in enumerate(kinds)]
     names = [f"c{i}" for i in range(len(kinds))]
-    packed = " || ".join(f"{_SEND[k]}(q.{name})" for k, name in zip(kinds, names, strict=True))
-    row = np.dtype([(name, _DTYPES[k]) for k, name in zip(kinds, names, strict=True)])
+    numbers = [(k, name) for k, name in zip(kinds, names, strict=True) if k != "s"]
+    row = np.dtype([(name, _DTYPES[k]) for k, name in numbers])
+    # A NULL float travels as NaN; a NULL integer or time makes string_agg skip
+    # the row, which the length check below reports.
+    aggregates = ["COUNT(*)", "string_agg(" + " || ".join(
+        f"float8send(COALESCE(q.{name}, 'NaN'))" if k == "f" else f"{_SEND[k]}(q.{name})"
+        for k, name in numbers) + ", ''::bytea)"]
+    # Text columns: one string each, values joined by a separator, NULL as a marker.
+    aggregates += [f"string_agg(COALESCE(q.{name}, E'\\x1e'), E'\\x1f')"
+                   for k, name in zip(kinds, names, strict=True) if k == "s"]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*), string_agg({packed}, ''::bytea) "
-                       f"FROM ({sql}) AS q({', '.join(names)})", params)
-        count, data = cursor.fetchone()
+        cursor.execute(f"SELECT {', '.join(aggregates)} FROM ({sql}) AS q({', '.join(names)})",
+                       params)
+        count, data, *texts = cursor.fetchone()
     data = bytes(data or b"")
     if len(data) != count * row.itemsize:  # string_agg skips a row with a NULL
-        raise ValueError("columns_fetch: a column is NULL or not of its declared type")
+        raise ValueError("columns_fetch: an integer or time is NULL, or a column is not "
+                         "of its declared type")
     rows = np.frombuffer(data, dtype=row)
-    return [rows[name].astype(np.float64) if k == "f" else
-            rows[name].astype(np.int64) + (_PG_EPOCH_US if k == "t" else 0)
-            for k, name in zip(kinds, names, strict=True)]
+    texts = iter(texts)
+    columns = []
+    for k, name in zip(kinds, names, strict=True):
+        if k == "s":
+            columns.append(_text_column(next(texts), count))
+        elif k == "f":
+            columns.append(rows[name].astype(np.float64))
+        else:
+            columns.append(rows[name].astype(np.int64) + (_PG_EPOCH_US if k == "t" else 0))
+    return columns
+
+
+def _text_column(joined: str | None, count: int) -> np.ndarray:
+    values = joined.split(_SEPARATOR) if count else []
+    if len(values) != count:
+        raise ValueError("columns_fetch: a text value contains the separator character")
+    column = np.array(values, dtype=object)
+    column[column == _NULL] = None
+    return column
 
 
 def _sqlite_column(values: list, kind: str) -> np.ndarray:
+    if kind == "s":
+        return np.array(values, dtype=object)
+    if kind == "f":
+        return np.array(values, dtype=np.float64)  # None becomes NaN
     if any(value is None for value in values):
-        raise ValueError("columns_fetch: a column is NULL or not of its declared type")
+        raise ValueError("columns_fetch: an integer or time is NULL")
     if kind == "t":  # Django stores datetimes in SQLite as naive UTC text
         if not values:
             return np.empty(0, dtype=np.int64)
         stamps = pd.to_datetime(pd.Series(values), format="ISO8601", utc=True)
         return stamps.dt.as_unit("us").astype("int64").to_numpy()
-    return np.asarray(values, dtype=np.int64 if kind == "i" else np.float64)
+    return np.asarray(values, dtype=np.int64)

@@ -321,8 +321,7 @@ def _sequence_sql(spec: FeatureSpec, source_sql: str, source_params: list) -> tu
 
 
 def _attribute_sql(key: str, kind: str) -> tuple[str, list]:
-    """The attribute as a typed column: float for numeric/boolean (NaN when missing on
-    PostgreSQL, NULL on SQLite), text for categorical."""
+    """The attribute as a typed column: float for numeric/boolean, text for categorical."""
     if connection.vendor == "postgresql":
         text = "(c.attributes ->> %s)"
         if kind == CustomerAttribute.Kind.CATEGORICAL:
@@ -331,8 +330,7 @@ def _attribute_sql(key: str, kind: str) -> tuple[str, list]:
             number = f"CASE {text} WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END"
         else:
             number = f"CAST({text} AS DOUBLE PRECISION)"
-        # columns_fetch needs fixed-width rows: a missing value travels as NaN.
-        return f"COALESCE({number}, CAST('NaN' AS DOUBLE PRECISION))", [key]
+        return number, [key]
     value = "json_extract(c.attributes, %s)"  # SQLite gives booleans as 1 / 0
     if kind == CustomerAttribute.Kind.CATEGORICAL:
         return f"CAST({value} AS TEXT)", [f"$.{key}"]
@@ -343,8 +341,7 @@ def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray) -> pd.DataFram
     """Declared attributes for ``customer_ids`` (sorted), one row each in that order.
 
     Numeric and boolean attributes become floats (missing: NaN, which the
-    models' preprocessing handles), fetched as numpy columns; categorical
-    ones stay strings.
+    models' preprocessing handles); categorical ones stay strings (None).
     """
     frame = pd.DataFrame(index=range(customer_ids.size))
     if not spec.attributes:
@@ -352,29 +349,17 @@ def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray) -> pd.DataFram
     kinds = dict(CustomerAttribute.objects.filter(key__in=spec.attributes)
                  .values_list("key", "kind"))
     kind_of = {key: kinds.get(key, CustomerAttribute.Kind.NUMERIC) for key in spec.attributes}
-    numeric = [k for k in spec.attributes if kind_of[k] != CustomerAttribute.Kind.CATEGORICAL]
-    categorical = [k for k in spec.attributes if k not in numeric]
-    where = f"FROM {_q(Customer._meta.db_table)} c WHERE c.id >= %s AND c.id <= %s"
-    bounds = [int(customer_ids[0]), int(customer_ids[-1])]
-    columns: dict[str, object] = {}
-    if numeric:
-        expressions = [_attribute_sql(key, kind_of[key]) for key in numeric]
-        sql = f"SELECT CAST(c.id AS BIGINT), {', '.join(e for e, _ in expressions)} {where}"
-        ids, *values = columns_fetch(sql, [p for _, ps in expressions for p in ps] + bounds,
-                                     "i" + "f" * len(numeric), ordered=True)
-        at = np.searchsorted(ids, customer_ids)  # every id in the range is there
-        columns.update({key: column[at] for key, column in zip(numeric, values, strict=True)})
-    if categorical:
-        expressions = [_attribute_sql(key, kind_of[key]) for key in categorical]
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT c.id, {', '.join(e for e, _ in expressions)} {where}",
-                           [p for _, ps in expressions for p in ps] + bounds)
-            text = pd.DataFrame(cursor.fetchall(), columns=["id", *categorical])
-        text = text.set_index("id").reindex(customer_ids).reset_index(drop=True)
-        for key in categorical:
-            columns[key] = text[key].astype("object").where(text[key].notna(), None)
-    for key in spec.attributes:
-        frame[key] = columns[key]
+    expressions = [_attribute_sql(key, kind_of[key]) for key in spec.attributes]
+    sql = (f"SELECT CAST(c.id AS BIGINT), {', '.join(e for e, _ in expressions)} "
+           f"FROM {_q(Customer._meta.db_table)} c WHERE c.id >= %s AND c.id <= %s")
+    ids, *values = columns_fetch(
+        sql, [p for _, ps in expressions for p in ps]
+        + [int(customer_ids[0]), int(customer_ids[-1])],
+        "i" + "".join("s" if kind_of[k] == CustomerAttribute.Kind.CATEGORICAL else "f"
+                      for k in spec.attributes), ordered=True)
+    at = np.searchsorted(ids, customer_ids)  # every id in the range is there
+    for key, column in zip(spec.attributes, values, strict=True):
+        frame[key] = column[at]
     return frame
 
 

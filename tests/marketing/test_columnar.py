@@ -33,8 +33,11 @@ def test_an_empty_result_gives_empty_columns():
     assert ids.size == value.size == 0
 
 
-def test_a_null_is_refused_rather_than_dropped():
+def test_a_null_float_is_nan_and_a_null_integer_is_refused_not_dropped():
     event_make(customer_make(), "visit", datetime(2026, 3, 1, tzinfo=UTC))
-    sql = f"SELECT CAST(e.customer_id AS BIGINT), CAST(NULL AS DOUBLE PRECISION) FROM {TABLE} e"
+    sql = (f"SELECT CAST(e.customer_id AS BIGINT), CAST(NULL AS DOUBLE PRECISION), "
+           f"CAST(NULL AS TEXT), e.kind FROM {TABLE} e")
+    _, missing, no_text, kind = columns_fetch(sql, [], "ifss")
+    assert np.isnan(missing).all() and no_text.tolist() == [None] and kind.tolist() == ["visit"]
     with pytest.raises(ValueError, match="NULL"):
-        columns_fetch(sql, [], "if")
+        columns_fetch(f"SELECT CAST(NULL AS BIGINT) FROM {TABLE} e", [], "i")
