@@ -1,6 +1,14 @@
 from django.contrib import admin, messages
 
-from marketing.models import ApiKey, Campaign, Customer, CustomerAttribute, Event, Segment
+from marketing.models import (
+    ApiKey,
+    BehaviourSnapshot,
+    Campaign,
+    Customer,
+    CustomerAttribute,
+    Event,
+    Segment,
+)
 from marketing.services import api_key_deactivate, segment_size_request
 
 
@@ -67,3 +75,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in keys:
             api_key_deactivate(key=key)
         messages.info(request, f"Deactivated {len(keys)} API key(s).")
+
+
+@admin.register(BehaviourSnapshot)
+class BehaviourSnapshotAdmin(admin.ModelAdmin):
+    """Read-only: built by beat (or ``behaviour_snapshots_refresh``), used by scoring."""
+
+    list_display = ["spec_key", "as_of", "customers", "build_seconds", "ready_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -105,3 +105,10 @@ def test_the_latest_complete_snapshot_not_after_the_cutoff_is_used(world):
     assert second.ready_at is not None and second.build_seconds > 0
     # A cutoff before the snapshot cannot use it: the event path answers.
     assert_same_features(frame(T0 - 20 * DAY, second), frame(T0 - 20 * DAY))
+
+
+def test_the_admin_lists_snapshots_read_only(world, admin_client):
+    snapshot = behaviour_snapshot_build(SPEC, as_of=T0)
+    page = admin_client.get("/admin/marketing/behavioursnapshot/")
+    assert page.status_code == 200 and snapshot.spec_key in page.content.decode()
+    assert admin_client.get("/admin/marketing/behavioursnapshot/add/").status_code == 403
