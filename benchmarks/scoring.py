@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -99,6 +100,9 @@ def main() -> None:
           f"{len(chunks)} chunks, workers={args.workers}, "
           f"{'no snapshot' if args.no_snapshot else f'snapshot {args.snapshot_age_hours:g} h old'}")
     print(f"peak memory (this process): {peak_memory_mb():.0f} MB")
+    if args.workers:  # the worker has exited: its processes are waited-for children
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"peak memory (largest worker process): {children:.0f} MB")
     if args.workers:
         run = TaskRun.objects.filter(name="customers_score").order_by("-id").first()
         print(f"task run {run.id}: {run.status} {run.result}")

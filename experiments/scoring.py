@@ -97,10 +97,12 @@ def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
     frame["uplift"] = effect[np.arange(ids.size), best]
     frame["best_arm"] = np.asarray(names, dtype=object)[best]
     # {"arm": effect, ...} from one format string: a json.dumps per row would
-    # cost as much as the model's forward pass.
+    # cost as much as the model's forward pass. Flat per-arm lists, zipped:
+    # a list per row would make the garbage collector walk the whole heap.
     template = "{" + ", ".join(json.dumps(name).replace("%", "%%") + ": %r"
                                for name in names) + "}"
-    frame["uplift_by_arm"] = [template % tuple(row) for row in np.round(effect, 6).tolist()]
+    frame["uplift_by_arm"] = [template % values
+                              for values in zip(*np.round(effect, 6).T.tolist(), strict=True)]
     frame["response"] = outcomes[:, 0]
     frame["scored_at"] = cutoff
     return frame

@@ -29,7 +29,7 @@ import pandas as pd
 from django.conf import settings
 from django.db import connection
 
-from marketing.columnar import columns_fetch
+from marketing.columnar import binary_rows_fetch, columns_fetch
 from marketing.models import (
     BehaviourSnapshot,
     BehaviourSnapshotPart,
@@ -215,9 +215,11 @@ def microseconds(moment: datetime) -> int:
 def _snapshot_rows(snapshot: BehaviourSnapshot, spec: FeatureSpec, ids: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """The snapshot's stored customer ids and value rows that cover ``ids[0]..ids[-1]``."""
-    parts = (BehaviourSnapshotPart.objects
-             .filter(snapshot=snapshot, high__gte=int(ids[0]), low__lt=int(ids[-1]))
-             .order_by("low").values_list("customer_ids", "values"))
+    table = _q(BehaviourSnapshotPart._meta.db_table)
+    parts = binary_rows_fetch(
+        f"SELECT customer_ids, {_q('values')} FROM {table} "
+        f"WHERE snapshot_id = %s AND high >= %s AND low < %s ORDER BY low",
+        [snapshot.id, int(ids[0]), int(ids[-1])])
     width = len(spec.totals_columns) + len(spec.kinds)
     stored_ids, values = [np.empty(0, dtype=np.int64)], [np.empty((0, width))]
     for part_ids, part_values in parts:
