@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -100,9 +99,8 @@ def main() -> None:
           f"{len(chunks)} chunks, workers={args.workers}, "
           f"{'no snapshot' if args.no_snapshot else f'snapshot {args.snapshot_age_hours:g} h old'}")
     print(f"peak memory (this process): {peak_memory_mb():.0f} MB")
-    if args.workers:  # the worker has exited: its processes are waited-for children
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"peak memory (largest worker process): {children:.0f} MB")
+    if args.workers:
+        print(f"peak memory (largest worker process): {WORKER_PEAK_MB[0]:.0f} MB")
     if args.workers:
         run = TaskRun.objects.filter(name="customers_score").order_by("-id").first()
         print(f"task run {run.id}: {run.status} {run.result}")
@@ -126,9 +124,25 @@ def celery_worker(url: str, processes: int):
         while not current_app.control.ping(timeout=1.0):
             time.sleep(0.5)
         yield
+        WORKER_PEAK_MB[0] = max(_peak_rss_mb(pid) for pid in [worker.pid, *_children(worker.pid)])
     finally:
         worker.terminate()
         worker.wait(timeout=60)
+
+
+WORKER_PEAK_MB = [0.0]
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(child) for child in f.read().split()]
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """A live process's peak resident memory (Linux VmHWM, kilobytes)."""
+    with open(f"/proc/{pid}/status") as f:
+        line = next(line for line in f if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def fan_out(version, args) -> int:

@@ -30,6 +30,7 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
+from marketing.bulk import rows_insert
 from marketing.columnar import columns_fetch
 from marketing.features import FeatureSpec, behaviour_from_events, microseconds
 from marketing.models import BehaviourSnapshot, BehaviourSnapshotPart, Customer
@@ -74,10 +75,11 @@ def behaviour_snapshot_build(spec: FeatureSpec, *, as_of: datetime | None = None
             if not ids.size:
                 break
             behaviour = behaviour_from_events(spec, ids, np.full(ids.size, as_of_us))
-            BehaviourSnapshotPart.objects.create(
-                snapshot=snapshot, low=low, high=int(ids[-1]),
-                customer_ids=ids.astype("<i8").tobytes(),
-                values=np.hstack([behaviour.totals, behaviour.last]).astype("<f8").tobytes())
+            # COPY, not an INSERT with megabytes of bytea spelled out in the SQL.
+            rows_insert(BehaviourSnapshotPart,
+                        ["snapshot_id", "low", "high", "customer_ids", "values"],
+                        [(snapshot.id, low, int(ids[-1]), ids.astype("<i8").tobytes(),
+                          np.hstack([behaviour.totals, behaviour.last]).astype("<f8").tobytes())])
             low, count = int(ids[-1]), count + ids.size
         snapshot.ready_at = timezone.now()
         snapshot.customers = count

@@ -92,7 +92,7 @@ _PG_TYPES = {"bigint": "int8", "bigserial": "int8", "integer": "int4", "serial":
              "smallint": "int2", "double precision": "float8", "real": "float4",
              "boolean": "bool", "varchar": "text", "text": "text", "jsonb": "jsonb",
              "timestamp with time zone": "timestamptz", "date": "date", "numeric": "numeric",
-             "uuid": "uuid", "interval": "interval"}
+             "uuid": "uuid", "interval": "interval", "bytea": "bytea"}
 
 
 def _pg_type(field: models.Field) -> str:
