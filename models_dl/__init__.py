@@ -10,7 +10,7 @@ Public entry points::
 Modules: :mod:`.preprocessing` (features and outcome scaling),
 :mod:`.networks` (PyTorch modules), :mod:`.losses`, :mod:`.training` (loop,
 early stopping, threads, seeds), :mod:`.balance` (covariate balance test),
-:mod:`.estimators` (TARNet, CFRNet, DragonNet, EUEN-style, neural S / T),
+:mod:`.estimators` (TARNet, CFRNet, DESCN, DragonNet, EUEN-style, neural S / T),
 :mod:`.registry` (names and the default), :mod:`.persistence` (state dict +
 JSON), :mod:`.metrics` (Qini / uplift curves, AUUC, uplift@k, √PEHE),
 :mod:`.calibration`, :mod:`.response` (propensity to buy), :mod:`.sequence`

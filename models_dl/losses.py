@@ -1,5 +1,5 @@
-"""Loss functions: factual outcome losses, balancing penalties (IPM) and the
-DragonNet targeted regularisation.
+"""Loss functions: factual outcome losses, balancing penalties (IPM), the
+DragonNet targeted regularisation and the DESCN entire-space and cross losses.
 
 Raw head outputs ``out`` have a last dimension of 1 (binary: a logit;
 continuous: the mean of the standardised outcome) or 3 for zero-inflated
@@ -15,9 +15,12 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "cross_losses",
+    "entire_space_loss",
     "expected_outcome",
     "factual_loss",
     "ipm_penalty",
+    "link_loss",
     "link_value",
     "mmd2_linear",
     "mmd2_rbf",
@@ -211,3 +214,71 @@ def targeted_regularization_loss(
         return (y - fluctuated) ** 2
     target = (y > 0).to(q.dtype) if outcome_type == "zero_inflated" else y
     return F.binary_cross_entropy_with_logits(fluctuated, target, reduction="none")
+
+
+# ------------------------------------------------------------------- DESCN
+def link_loss(value: torch.Tensor, y: torch.Tensor, outcome_type: str) -> torch.Tensor:
+    """Per-row loss of a prediction on the link scale (the first raw output).
+
+    continuous: squared error on the mean; binary: cross-entropy on the
+    logit; zero-inflated: cross-entropy of the logit of ``P(y > 0)``, the
+    part of the ZILN output that a shift on the link scale describes (as in
+    :func:`targeted_regularization_loss`).
+    """
+    if outcome_type == "continuous":
+        return (value - y) ** 2
+    target = (y > 0).to(value.dtype) if outcome_type == "zero_inflated" else y
+    return F.binary_cross_entropy_with_logits(value, target, reduction="none")
+
+
+def entire_space_loss(
+    outcomes: torch.Tensor,
+    propensity_logits: torch.Tensor,
+    treatment: torch.Tensor,
+    y: torch.Tensor,
+    outcome_type: str,
+) -> torch.Tensor:
+    """Per-row entire-space loss of DESCN (Zhong et al. 2022, eqs. 2-4), K arms.
+
+    Under unconfoundedness ``E[1[t = a] y | x] = pi_a(x) mu_a(x)``, a target
+    defined on *every* row, so each response head also learns from the rows
+    of the other arms instead of only its own (ESMM's idea, Ma et al. 2018).
+    Summed over arms ``a``: binary and zero-inflated outcomes use the
+    cross-entropy of the probability ``pi_a * sigmoid(logit_a)`` against
+    ``1[t = a] * 1[y > 0]``; continuous outcomes the squared error of
+    ``pi_a * mu_a`` against ``1[t = a] * y``.
+    """
+    pi = torch.softmax(propensity_logits, dim=1)
+    is_arm = F.one_hot(treatment, pi.shape[1]).to(pi.dtype)
+    link = link_value(outcomes)  # (batch, arms)
+    if outcome_type == "continuous":
+        return ((pi * link - is_arm * y[:, None]) ** 2).sum(1)
+    positive = (y > 0).to(pi.dtype) if outcome_type == "zero_inflated" else y
+    probability = (pi * torch.sigmoid(link)).clamp(1e-7, 1 - 1e-7)
+    return F.binary_cross_entropy(probability, is_arm * positive[:, None], reduction="none").sum(1)
+
+
+def cross_losses(
+    outcomes: torch.Tensor,
+    pseudo_effects: torch.Tensor,
+    treatment: torch.Tensor,
+    y: torch.Tensor,
+    outcome_type: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row cross losses of DESCN's X network, K arms: ``(treated, control)``.
+
+    With the pseudo effect ``tau'_k`` on the link scale, a row of arm ``k``
+    is fitted by the *control* head shifted up, ``mu_0 + tau'_k`` (the
+    reference's CrossTR), and a control row by each treated head shifted
+    down, ``mu_k - tau'_k`` (CrossCR, averaged over ``k``). Like the
+    X-learner's imputed effects, this ties both heads to the rows of the
+    other arm. Each returned vector is zero on the rows the other term covers.
+    """
+    link = link_value(outcomes)  # (batch, arms)
+    tau = link_value(pseudo_effects)  # (batch, arms - 1)
+    rows = torch.arange(treatment.shape[0], device=treatment.device)
+    arm_index = (treatment - 1).clamp_min(0)
+    treated = link_loss(link[:, 0] + tau[rows, arm_index], y, outcome_type)
+    control = link_loss(link[:, 1:] - tau, y[:, None].expand_as(tau), outcome_type).mean(1)
+    is_treated = (treatment > 0).to(link.dtype)
+    return treated * is_treated, control * (1 - is_treated)

@@ -2,6 +2,7 @@
 
 from .base import DeepUpliftEstimator
 from .cfrnet import CFRNet
+from .descn import DESCN
 from .dragonnet import DragonNet
 from .euen import ExplicitUpliftEstimator
 from .meta_learners import NeuralSLearner, NeuralTLearner
@@ -9,6 +10,7 @@ from .tarnet import TARNet
 
 __all__ = [
     "CFRNet",
+    "DESCN",
     "DeepUpliftEstimator",
     "DragonNet",
     "ExplicitUpliftEstimator",

@@ -2,11 +2,12 @@
 
 * :mod:`.blocks`: plain MLPs and the per-arm batched MLP used as outcome heads.
 * :mod:`.uplift`: the uplift architectures (shared representation + heads,
-  S-learner network, DESCN-style cross network).
+  S-learner network, EUEN's explicit uplift network, DESCN's cross network).
 """
 
 from .blocks import ArmMLP, activation_layer, mlp
 from .uplift import (
+    CrossUpliftNet,
     ExplicitUpliftNet,
     MultiHeadUpliftNet,
     NetworkOutput,
@@ -16,6 +17,7 @@ from .uplift import (
 
 __all__ = [
     "ArmMLP",
+    "CrossUpliftNet",
     "ExplicitUpliftNet",
     "MultiHeadUpliftNet",
     "NetworkOutput",

@@ -17,7 +17,14 @@ from torch import nn
 
 from .blocks import ArmMLP, mlp
 
-__all__ = ["MultiHeadUpliftNet", "NetworkOutput", "SingleModelNet", "outcome_width"]
+__all__ = [
+    "CrossUpliftNet",
+    "ExplicitUpliftNet",
+    "MultiHeadUpliftNet",
+    "NetworkOutput",
+    "SingleModelNet",
+    "outcome_width",
+]
 
 
 def outcome_width(outcome_type: str) -> int:
@@ -30,6 +37,7 @@ class NetworkOutput:
     outcomes: torch.Tensor  # (batch, n_arms, width)
     representation: torch.Tensor | None = None  # (batch, rep_dim)
     propensity_logits: torch.Tensor | None = None  # (batch, n_arms)
+    pseudo_effects: torch.Tensor | None = None  # (batch, n_arms - 1, width), DESCN only
 
 
 class MultiHeadUpliftNet(nn.Module):
@@ -160,3 +168,49 @@ class ExplicitUpliftNet(nn.Module):
         control = self.control(x)
         uplift = self.uplift(x)
         return NetworkOutput(torch.cat([control.unsqueeze(1), control.unsqueeze(1) + uplift], dim=1))
+
+
+class CrossUpliftNet(nn.Module):
+    """DESCN: shared representation, outcome heads, propensity head and a
+    pseudo-effect head.
+
+    Zhong, Zheng, Wang et al. (2022), "DESCN: Deep Entire Space Cross
+    Networks for Individual Treatment Effect Estimation", KDD, generalised
+    from 2 to ``n_arms`` arms. From ``Phi(x)`` (unit-normalised, as in the
+    reference code's ``normalization="divide"``):
+
+    * ``outcomes``: one head per arm, the responses ``mu_a`` (raw outputs);
+    * ``propensity_logits``: an MLP with a softmax over arms, ``pi_a(x)``;
+    * ``pseudo_effects``: the "X network" ``tau'_k(x)`` per treated arm, on
+      the link scale, used only by the cross losses of
+      :class:`models_dl.estimators.DESCN`.
+
+    The effect is still ``mu_k - mu_0`` (the reference's default
+    ``tau = h1 - h0``); the propensity and pseudo-effect heads shape the
+    shared representation through their losses.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_arms: int,
+        out_width: int,
+        representation_layers: Sequence[int] = (200, 200, 200),
+        head_layers: Sequence[int] = (100, 100),
+        activation: str = "elu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.n_arms = n_arms
+        self.representation = mlp(n_features, representation_layers, activation, dropout)
+        rep_dim = representation_layers[-1]
+        self.heads = ArmMLP(n_arms, rep_dim, head_layers, out_width, activation, dropout)
+        self.propensity = mlp(rep_dim, head_layers, activation, dropout, n_arms)
+        self.pseudo_effect = ArmMLP(n_arms - 1, rep_dim, head_layers, out_width, activation, dropout)
+
+    def forward(self, x: torch.Tensor) -> NetworkOutput:
+        phi = self.representation(x)
+        phi = phi / phi.norm(dim=1, keepdim=True).clamp_min(1e-6)
+        return NetworkOutput(
+            self.heads(phi), phi, self.propensity(phi), self.pseudo_effect(phi)
+        )

@@ -5,7 +5,7 @@ import pytest
 from sklearn.base import clone
 
 from models_dl import available_estimators, load_estimator, make_estimator
-from models_dl.estimators import CFRNet, TARNet
+from models_dl.estimators import DESCN, CFRNet, TARNet
 
 from .conftest import FAST, linear_effect_problem
 
@@ -125,7 +125,7 @@ def test_it_restores_the_torch_thread_count(continuous_problem):
     assert torch.get_num_threads() == before
 
 
-@pytest.mark.parametrize("name", ["tarnet", "cfrnet", "dragonnet"])
+@pytest.mark.parametrize("name", ["tarnet", "cfrnet", "dragonnet", "descn"])
 def test_it_beats_a_constant_effect_on_a_heterogeneous_problem(name):
     """tau(x) = 0.5 - x0 / 2 has standard deviation 0.5: predicting the mean
     effect scores √PEHE ~0.5; the estimators must recover most of the slope."""
@@ -158,3 +158,15 @@ def test_the_default_preset_round_trips(tmp_path):
     assert again.representation_layers == est.representation_layers
     assert again.fit_info_ == est.fit_info_
     np.testing.assert_array_equal(again.predict(x), est.predict(x))
+
+
+def test_descn_round_trips_and_repeats_with_its_random_state(tmp_path, mixed_frame):
+    frame, t, y = mixed_frame
+    est = DESCN(random_state=3, n_ensemble=2, **FAST).fit(frame, t, y)
+    again = load_estimator(est.save(tmp_path / "descn"))
+    assert isinstance(again, DESCN) and again.get_params() == est.get_params() | {"device": "auto"}
+    np.testing.assert_array_equal(again.predict(frame), est.predict(frame))
+    repeat = DESCN(random_state=3, n_ensemble=2, **FAST).fit(frame, t, y)
+    np.testing.assert_array_equal(repeat.predict(frame), est.predict(frame))
+    other = DESCN(random_state=4, n_ensemble=2, **FAST).fit(frame, t, y)
+    assert not np.allclose(other.predict(frame), est.predict(frame))

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from models_dl.losses import (
+    cross_losses,
+    entire_space_loss,
     expected_outcome,
     ipm_penalty,
     mmd2_linear,
@@ -66,3 +68,26 @@ def test_ziln_likelihood_and_mean():
     assert expected_outcome(out, "zero_inflated").item() == pytest.approx(
         0.5 * math.exp(1.0 + sigma**2 / 2), rel=1e-5
     )
+
+
+def test_entire_space_loss_is_propensity_times_response_against_arm_indicator_times_y():
+    # continuous: pi = softmax(0, log 3) = (1/4, 3/4), mu = (2, 4)
+    outcomes = torch.tensor([[[2.0], [4.0]]])
+    logits = torch.tensor([[0.0, math.log(3.0)]])
+    # a treated row with y = 5: arm 0 target 0, arm 1 target 5
+    loss = entire_space_loss(outcomes, logits, torch.tensor([1]), torch.tensor([5.0]), "continuous")
+    assert loss.item() == pytest.approx((0.25 * 2 - 0) ** 2 + (0.75 * 4 - 5) ** 2)
+    # binary: probability pi_a * sigmoid(0) = pi_a / 2 against 1[t = a] y
+    binary = entire_space_loss(torch.zeros(1, 2, 1), logits, torch.tensor([0]), torch.tensor([1.0]),
+                               "binary")
+    assert binary.item() == pytest.approx(-math.log(0.125) - math.log(1 - 0.375), rel=1e-5)
+
+
+def test_cross_losses_shift_the_other_arms_head_by_the_pseudo_effect():
+    outcomes = torch.tensor([[[1.0], [2.0], [3.0]], [[1.0], [2.0], [3.0]]])  # mu_0, mu_1, mu_2
+    tau = torch.tensor([[[0.5], [1.0]], [[0.5], [1.0]]])  # tau'_1, tau'_2
+    t, y = torch.tensor([2, 0]), torch.tensor([4.0, 1.0])
+    treated, control = cross_losses(outcomes, tau, t, y, "continuous")
+    # row 0 (arm 2): mu_0 + tau'_2 = 2 against 4; row 1 (control): mu_k - tau'_k = 1.5, 2 against 1
+    assert treated.tolist() == pytest.approx([4.0, 0.0])
+    assert control.tolist() == pytest.approx([0.0, (0.25 + 1.0) / 2])
