@@ -14,7 +14,10 @@ scoring it is "now". Per customer:
 
 Per chunk of customers, the database selects the chunk's events in the
 span the cutoffs can reach and numpy applies each customer's windows; memory
-is bounded by the chunk size, never by the number of events.
+is bounded by the chunk size, never by the number of events. Scoring at one
+cutoff can start from a behaviour snapshot instead (see
+marketing.behaviour_snapshots) and read only the events that changed a
+window since; the result is the same.
 """
 
 from __future__ import annotations
@@ -129,7 +132,7 @@ class Behaviour:
 
 
 def behaviour_from_events(spec: FeatureSpec, ids: np.ndarray, cutoffs: np.ndarray, *,
-               listed: bool = False) -> Behaviour:
+                          listed: bool = False) -> Behaviour:
     """Aggregates of customers ``ids`` (sorted) as of ``cutoffs`` (microseconds), from events.
 
     The database only selects the customers' events in the time span any

@@ -87,7 +87,7 @@ def customer_data_export(*, customer: Customer) -> dict:
              "uplift": uplift, "best_arm": best_arm, "uplift_by_arm": uplift_by_arm,
              "response": response, "scored_at": scored_at.isoformat()}
             for version_id, campaign, kind, uplift, best_arm, uplift_by_arm, response, scored_at
-            in CustomerScore.objects.filter(customer=customer).order_by("model_version_id")
+            in CustomerScore.objects.of_customer(customer).order_by("model_version_id")
             .values_list("model_version_id", "model_version__campaign__key",
                          "model_version__kind", "uplift", "best_arm", "uplift_by_arm",
                          "response", "scored_at")

@@ -760,7 +760,7 @@ class CustomerScoresView(ListView):
     )
     def get(self, request, external_id: str):
         customer = customer_or_404(external_id)
-        return self.list(request, CustomerScore.objects.filter(customer=customer)
+        return self.list(request, CustomerScore.objects.of_customer(customer)
                          .select_related("customer", "model_version__campaign"))
 
 
