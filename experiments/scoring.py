@@ -4,9 +4,9 @@ The customer id range is cut into chunks; each chunk builds features as of
 one cutoff (the job's start, so every chunk sees the same point in time),
 starting from the latest behaviour snapshot when there is one
 (marketing.behaviour_snapshots), predicts, and replaces that chunk's score
-rows in one transaction. Running
-a job twice therefore gives the same rows, and chunks can run on different
-workers (experiments.tasks fans them out with a Celery chord).
+rows in one transaction. Running a job twice therefore gives the same rows,
+and chunks can run on different workers (experiments.tasks fans them out
+with a Celery chord).
 """
 
 from __future__ import annotations
