@@ -86,7 +86,9 @@ def main() -> None:
         cursor.execute("DELETE FROM experiments_customerscore WHERE model_version_id = %s",
                        [version.id])
     fresh_statistics()
-    with celery_worker(url, args.workers) if args.workers else contextlib.nullcontext():
+    worker_stats: dict[str, float] = {}
+    with celery_worker(url, args.workers, worker_stats) if args.workers else \
+            contextlib.nullcontext():
         started = time.perf_counter()  # a running worker, as in production
         if args.workers == 0:
             written = sum(score_chunk(version=version, chunk=c, cutoff=cutoff) for c in chunks)
@@ -100,15 +102,17 @@ def main() -> None:
           f"{'no snapshot' if args.no_snapshot else f'snapshot {args.snapshot_age_hours:g} h old'}")
     print(f"peak memory (this process): {peak_memory_mb():.0f} MB")
     if args.workers:
-        print(f"peak memory (largest worker process): {WORKER_PEAK_MB[0]:.0f} MB")
-    if args.workers:
+        print(f"peak memory (largest worker process): {worker_stats['peak_mb']:.0f} MB")
         run = TaskRun.objects.filter(name="customers_score").order_by("-id").first()
         print(f"task run {run.id}: {run.status} {run.result}")
 
 
 @contextlib.contextmanager
-def celery_worker(url: str, processes: int):
-    """A Celery worker with ``processes`` processes on Redis, answering pings."""
+def celery_worker(url: str, processes: int, stats: dict[str, float]):
+    """A Celery worker with ``processes`` processes on Redis, answering pings.
+
+    On leaving, ``stats["peak_mb"]`` is the peak memory of its largest process.
+    """
     from celery import current_app
 
     broker = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
@@ -124,13 +128,10 @@ def celery_worker(url: str, processes: int):
         while not current_app.control.ping(timeout=1.0):
             time.sleep(0.5)
         yield
-        WORKER_PEAK_MB[0] = max(_peak_rss_mb(pid) for pid in [worker.pid, *_children(worker.pid)])
+        stats["peak_mb"] = max(_peak_rss_mb(pid) for pid in [worker.pid, *_children(worker.pid)])
     finally:
         worker.terminate()
         worker.wait(timeout=60)
-
-
-WORKER_PEAK_MB = [0.0]
 
 
 def _children(pid: int) -> list[int]:

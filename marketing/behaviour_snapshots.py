@@ -5,11 +5,12 @@ the longest window on every run (ten million rows for the demo), which is
 most of its cost. A snapshot holds, per customer, the counts and revenue
 per window and the time of the last event of each kind as of ``as_of``.
 Built once a day (beat, ``behaviour_snapshots_refresh_task``), it serves
-every scoring run after it: at a later cutoff a customer's totals are the
-same unless an event entered or left one of the windows in between or
-arrived after the build began, and exactly those customers are recomputed
-from events (``marketing.features.behaviour_from_snapshot``). The features
-are therefore the ones the event path gives, which
+every scoring run after it: at a later cutoff a customer's totals change
+only by the events that entered or left one of the windows in between,
+which scoring adds and subtracts, and customers with an event delivered
+after the build began are recomputed from their events
+(``marketing.features.behaviour_from_snapshot``). The features are
+therefore the ones the event path gives, which
 tests/marketing/test_behaviour_snapshots.py checks; a missing or stale
 snapshot only costs speed.
 

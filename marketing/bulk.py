@@ -163,8 +163,8 @@ def _encode_column(series: pd.Series, pg_type: str) -> tuple[np.ndarray, np.ndar
         return null, np.full(values.size, width), values.view(np.uint8)
     if pg_type not in {"text", "jsonb"}:
         raise TypeError(f"frame_insert: no binary encoding for {pg_type}")
-    prefix = b"\x01" if pg_type == "jsonb" else b""  # binary jsonb: version byte, then text
-    encoded = [prefix + value.encode() for value in present.tolist()]
+    encode = _jsonb_binary if pg_type == "jsonb" else str.encode
+    encoded = [encode(value) for value in present.tolist()]
     lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
     return null, lengths, np.frombuffer(b"".join(encoded), dtype=np.uint8)
 

@@ -102,7 +102,6 @@ def _events_sql(spec: FeatureSpec, ids: np.ndarray, listed: bool, earliest: date
     customers from ``ids[0]`` to ``ids[-1]`` or, when ``listed``, exactly
     ``ids`` (a scattered few: one index probe each instead of the range).
     """
-    kind_case = " ".join(f"WHEN %s THEN {i}" for i in range(len(spec.kinds)))
     if not listed:
         customers, customer_params = "e.customer_id >= %s AND e.customer_id <= %s", [
             int(ids[0]), int(ids[-1])]
@@ -111,16 +110,23 @@ def _events_sql(spec: FeatureSpec, ids: np.ndarray, listed: bool, earliest: date
     else:
         customers, customer_params = ("e.customer_id IN (SELECT value FROM json_each(%s))",
                                       [json.dumps(ids.tolist())])
+    columns, column_params = _event_columns_sql(spec)
     sql = f"""
-        SELECT CAST(e.customer_id AS BIGINT), CAST(CASE e.kind {kind_case} END AS BIGINT),
-               e.occurred_at, CAST(e.value AS DOUBLE PRECISION)
+        SELECT {columns}
         FROM {_q(Event._meta.db_table)} e
         WHERE {customers}
           AND e.kind IN ({", ".join(["%s"] * len(spec.kinds))})
           AND e.occurred_at >= %s AND e.occurred_at < %s
     """
     adapt = connection.ops.adapt_datetimefield_value
-    return sql, [*spec.kinds, *customer_params, *spec.kinds, adapt(earliest), adapt(latest)]
+    return sql, [*column_params, *customer_params, *spec.kinds, adapt(earliest), adapt(latest)]
+
+
+def _event_columns_sql(spec: FeatureSpec) -> tuple[str, list]:
+    """An event ``e`` as (customer id, index of its kind in ``spec.kinds``, time, value)."""
+    kind_case = " ".join(f"WHEN %s THEN {i}" for i in range(len(spec.kinds)))
+    return (f"CAST(e.customer_id AS BIGINT), CAST(CASE e.kind {kind_case} END AS BIGINT), "
+            f"e.occurred_at, CAST(e.value AS DOUBLE PRECISION)", list(spec.kinds))
 
 
 @dataclass
@@ -249,18 +255,16 @@ def _window_changes(snapshot: BehaviourSnapshot, spec: FeatureSpec, low: int, hi
     late_params = [adapt(snapshot.created_at
                          - timedelta(seconds=settings.SNAPSHOT_LATE_MARGIN_SECONDS)),
                    adapt(snapshot.as_of)]
-    kind_case = " ".join(f"WHEN %s THEN {i}" for i in range(len(spec.kinds)))
+    columns, column_params = _event_columns_sql(spec)
     sql = f"""
-        SELECT CAST(e.customer_id AS BIGINT), CAST(CASE e.kind {kind_case} END AS BIGINT),
-               e.occurred_at, CAST(e.value AS DOUBLE PRECISION),
-               CAST(CASE WHEN {late} THEN 1 ELSE 0 END AS BIGINT)
+        SELECT {columns}, CAST(CASE WHEN {late} THEN 1 ELSE 0 END AS BIGINT)
         FROM {_q(Event._meta.db_table)} e
         WHERE e.customer_id > %s AND e.customer_id <= %s
           AND e.kind IN ({", ".join(["%s"] * len(spec.kinds))})
           AND ({" OR ".join(["(e.occurred_at >= %s AND e.occurred_at < %s)"] * len(slices))}
                OR ({late}))
     """
-    params = [*spec.kinds, *late_params, low, high, *spec.kinds,
+    params = [*column_params, *late_params, low, high, *spec.kinds,
               *[adapt(t) for pair in slices for t in pair], *late_params]
     return tuple(columns_fetch(sql, params, "iitfi"))
 

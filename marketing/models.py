@@ -105,8 +105,8 @@ class Event(models.Model):
 class BehaviourSnapshot(models.Model):
     """Every customer's behavioural aggregates as of one time (see marketing.behaviour_snapshots).
 
-    Scoring as of a later cutoff starts from it and recomputes from events
-    only the customers whose windows changed in between.
+    Scoring as of a later cutoff starts from it and reads only the events
+    that entered or left a window in between.
     """
 
     spec_key = models.CharField(max_length=255)  # event kinds and windows it covers
