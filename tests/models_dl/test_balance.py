@@ -27,3 +27,19 @@ def test_cfrnet_switches_the_penalty_off_for_balanced_arms():
     assert est.fit(x, randomised, y).fit_info_["ipm_active"] is False
     assert est.fit(x, confounded, y).fit_info_["ipm_active"] is True
     assert CFRNet(random_state=0, **FAST).fit(x, randomised, y).fit_info_["ipm_active"] is True
+
+
+def test_cfrnet_penalty_weight_shrinks_with_the_square_root_of_the_rows():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 3))
+    y = x[:, 0] + rng.normal(size=600)
+    t = (x[:, 0] > 0).astype(int)
+    shrunk = CFRNet(alpha=0.6, alpha_full_rows=150, random_state=0, **FAST).fit(x, t, y)
+    assert shrunk.fit_info_["alpha"] == 0.6 * np.sqrt(150 / 600)  # 0.3
+    # below alpha_full_rows the weight is alpha itself
+    small = CFRNet(alpha=0.6, alpha_full_rows=1_000, random_state=0, **FAST).fit(x, t, y)
+    assert small.fit_info_["alpha"] == 0.6
+    # the shrunk weight is the one trained with: same fit as a fixed alpha of 0.3
+    fixed = CFRNet(alpha=0.3, random_state=0, **FAST).fit(x, t, y)
+    np.testing.assert_allclose(shrunk.predict(x), fixed.predict(x), rtol=1e-6)
+    assert not np.allclose(small.predict(x), fixed.predict(x))
