@@ -311,6 +311,9 @@ def _print_verdict(
         wins = int(np.sum(sign * difference > 0))
         line += (f"; per split default - {best} = {difference.mean():+.4f}"
                  f" (se {se:.4f}), default better on {wins} of {difference.size}")
+    if metric == "qini" and "truth" in results:
+        # the yardstick: below the learners, the metric cannot rank them on this data
+        line += f"; ranking by the true effects scores {results['truth'].mean(metric):.4f}"
     print(line)
 
 

@@ -48,12 +48,14 @@ def test_verdicts_give_the_paired_difference_over_splits(capsys, monkeypatch):
         "default": module.Score(qini=[0.1, 0.2, 0.3], sqrt_pehe=[1.0, 1.0, 1.0]),
         "T": module.Score(qini=[0.2, 0.1, 0.25], sqrt_pehe=[2.0, 0.5, 2.0]),
         "S": module.Score(qini=[0.0, 0.0, 0.0], sqrt_pehe=[3.0, 3.0, 3.0]),
+        "truth": module.Score(qini=[0.1, 0.1, 0.1], sqrt_pehe=[0.0, 0.0, 0.0]),
     }
     module.print_table("t", results)
     out = capsys.readouterr().out
     # differences default - T: -0.1, +0.1, +0.05 -> mean 0.0167, sd 0.1041, se 0.0601
     assert "default beats the best causalml Qini (0.2000 vs T 0.1833)" in out
     assert "per split default - T = +0.0167 (se 0.0601), default better on 2 of 3" in out
+    assert "ranking by the true effects scores 0.1000" in out
     # lower is better for sqrt_pehe: T (1.5) is the best rival; the default wins 2 splits
     assert "default beats the best causalml sqrt_pehe (1.0000 vs T 1.5000)" in out
     assert "default better on 2 of 3" in out.split("sqrt_pehe (1.0000")[1]
