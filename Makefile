@@ -34,7 +34,7 @@ test-sqlite:
 test-postgres:
 	@if $(PY) -c "import psycopg,sys; psycopg.connect('$(PG_TEST_URL)'.rsplit('/',1)[0]+'/postgres', connect_timeout=3).close()" 2>/dev/null; then \
 		DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q -p no:cacheprovider \
-			tests/marketing tests/experiments tests/api tests/integration --ignore=tests/experiments/stats; \
+			tests/core tests/marketing tests/experiments tests/modelling tests/jobs tests/api tests/integration --ignore=tests/experiments/stats; \
 	elif [ "$$CI" = "true" ]; then \
 		echo "PostgreSQL at $(PG_TEST_URL) is not reachable: CI requires it"; exit 1; \
 	else \

@@ -71,7 +71,7 @@ CONVERSION_ONLY = """
 def timed_sql(sql: str, params: dict) -> tuple[float, list]:
     from django.db import connection
 
-    from marketing.sql_tuning import large_aggregates
+    from core.db.sql_tuning import large_aggregates
 
     started = time.perf_counter()
     # The same session settings the analysis uses, so only the work differs.

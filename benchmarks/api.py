@@ -70,11 +70,12 @@ def seed(customers: int) -> tuple[str, list[str], dict[str, int]]:
     from django.core.management import call_command
     from django.utils import timezone
 
+    from core.api_keys import api_key_create
+    from core.db.bulk import rows_insert
     from experiments.models import Experiment
     from experiments.services import ArmSpec, MetricSpec, experiment_create, experiment_transition
-    from marketing.bulk import rows_insert
     from marketing.models import Customer
-    from marketing.services import api_key_create, campaign_create
+    from marketing.services import campaign_create
 
     call_command("migrate", verbosity=0)
     now = timezone.now()

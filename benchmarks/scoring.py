@@ -34,8 +34,9 @@ from bench_setup import ROOT, demo_ensure, django_setup, fresh_statistics, peak_
 
 def model_ensure():
     from experiments.demo import EXPERIMENT_KEY
-    from experiments.models import Experiment, ModelVersion
-    from experiments.training import uplift_model_train
+    from experiments.models import Experiment
+    from modelling.models import ModelVersion
+    from modelling.training import uplift_model_train
 
     version = ModelVersion.objects.filter(estimator="default", status="ready").first()
     if version:
@@ -64,11 +65,12 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from experiments.models import CustomerScore, TaskRun
-    from experiments.scoring import score_chunk, score_plan
+    from core.models import TaskRun
     from marketing.behaviour_snapshots import behaviour_snapshot_build
     from marketing.features import FeatureSpec
     from marketing.models import BehaviourSnapshot
+    from modelling.models import CustomerScore
+    from modelling.scoring import score_chunk, score_plan
 
     BehaviourSnapshot.objects.all().delete()
     cutoff = timezone.now()
@@ -150,8 +152,8 @@ def fan_out(version, args) -> int:
     """Queue the platform's scoring chord and wait for it."""
     from django.db import transaction
 
-    from experiments.models import TaskRun
-    from experiments.services import customers_score_request
+    from core.models import TaskRun
+    from jobs.requests import customers_score_request
 
     with transaction.atomic():
         run = customers_score_request(model_version=version, chunk_size=args.chunk_size)

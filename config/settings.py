@@ -39,8 +39,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    # The apps, lowest first: each imports only those above it in this list
+    # (tests/test_dependencies.py holds them to it).
+    "core",
     "marketing",
     "experiments",
+    "modelling",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -136,7 +141,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 SNAPSHOT_REFRESH_HOUR = env_int("SNAPSHOT_REFRESH_HOUR", 2, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "behaviour-snapshots-refresh": {
-        "task": "experiments.tasks.behaviour_snapshots_refresh_task",
+        "task": "modelling.tasks.behaviour_snapshots_refresh_task",
         "schedule": crontab(hour=SNAPSHOT_REFRESH_HOUR, minute=0),
     },
 }
@@ -153,7 +158,7 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 
-# --- REST API (marketing.api, experiments.api) -----------------------------
+# --- REST API (the kit in core.api; each app's endpoints in its api/) --------
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI served locally, no CDN
 API_BULK_MAX_ROWS = 10_000
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
@@ -161,11 +166,11 @@ API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=102
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "marketing.api.authentication.ApiKeyAuthentication",
+        "core.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["marketing.api.permissions.ApiAccess"],
-    "DEFAULT_THROTTLE_CLASSES": ["marketing.api.throttling.ClientRateThrottle"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.ApiAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.ClientRateThrottle"],
     # Per API key (or staff user, or address). "bulk" covers requests of up to
     # API_BULK_MAX_ROWS rows, so it is per request, not per row.
     "DEFAULT_THROTTLE_RATES": {
@@ -173,9 +178,9 @@ REST_FRAMEWORK = {
         "write": env_str("API_THROTTLE_WRITE", "3000/min"),
         "bulk": env_str("API_THROTTLE_BULK", "120/min"),
     },
-    "DEFAULT_PARSER_CLASSES": ["marketing.api.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "marketing.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -200,7 +205,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "EventKindEnum": "marketing.models.Event.Kind",
-        "TaskStatusEnum": "experiments.models.TaskRun.Status",
+        "TaskStatusEnum": "core.models.TaskRun.Status",
         "ExperimentStatusEnum": "experiments.models.Experiment.Status",
         "CampaignStatusEnum": "marketing.models.Campaign.Status",
     },

@@ -4,12 +4,14 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from marketing.api.errors import error_body
+from core.api.errors import error_body
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("marketing.api.urls")),
     path("api/v1/", include("experiments.api.urls")),
+    path("api/v1/", include("modelling.api.urls")),
+    path("api/v1/", include("core.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

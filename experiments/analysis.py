@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 from django.db.models import Min
 
-from experiments.models import AnalysisResult, Arm, Experiment, Metric, TaskRun
+from core.db.sql_tuning import large_aggregates
+from core.models import TaskRun
+from experiments.models import AnalysisResult, Arm, Experiment, Metric
 from experiments.outcomes import MetricSums, OutcomeTable, outcome_breakdowns
 from experiments.stats.analysis import ExperimentDesign, MetricSpec, analyse_experiment
 from experiments.stats.sufficient import ArmStatistics
-from marketing.sql_tuning import large_aggregates
 
 # Attribute breakdowns keep the most common values; the rest become "other".
 TOP_ATTRIBUTE_VALUES = 5

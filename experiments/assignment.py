@@ -23,9 +23,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from core.db.bulk import rows_insert
 from experiments.hashing import choose_arm, in_traffic
 from experiments.models import Arm, Assignment, Experiment
-from marketing.bulk import rows_insert
 from marketing.models import Customer
 from marketing.segment_rules import segment_members
 

@@ -15,7 +15,7 @@ process). This module turns them into rows:
 - TrueEffect rows: each customer's true conversion and revenue uplift.
 
 Everything is drawn from one seeded numpy Generator and written with
-marketing.bulk.rows_insert (COPY on PostgreSQL), so the same seed and anchor
+core.db.bulk.rows_insert (COPY on PostgreSQL), so the same seed and anchor
 give the same rows, and 100,000 customers seed in seconds.
 """
 
@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from django.db import transaction
 
+from core.db.bulk import rows_insert
 from experiments.models import Arm, Assignment, Experiment, Metric, TrueEffect
 from experiments.services import ArmSpec, MetricSpec, experiment_create
-from marketing.bulk import rows_insert
 from marketing.models import Campaign, Customer, CustomerAttribute, Event, Segment
 from marketing.services import segment_create
 from models_dl.synthetic import REGIONS, make_campaign_population

@@ -22,9 +22,9 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core.db.bulk import rows_insert
 from experiments.models import Arm, Assignment, Experiment, Metric
 from experiments.services import ArmSpec, MetricSpec, experiment_create
-from marketing.bulk import rows_insert
 from marketing.models import Campaign, Customer, CustomerAttribute, Event
 
 HILLSTROM_SENT_AT = datetime(2008, 3, 3, 9, 0, tzinfo=UTC)

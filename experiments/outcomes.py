@@ -30,11 +30,11 @@ from django.db import connection
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from core.db.sql_time import comparable, shifted
 from experiments.models import Assignment, Experiment, Metric
 from marketing.behaviour import behaviour_metric_parse
 from marketing.models import Customer, Event
 from marketing.segment_rules import segment_rule_condition, segment_rule_metrics
-from marketing.sql_time import comparable, shifted
 
 
 @dataclass(frozen=True)
@@ -261,3 +261,10 @@ def outcome_rows(experiment: Experiment, metric: Metric) -> OutcomeRows:
         data = np.array(cursor.fetchall(), dtype=np.float64).reshape(-1, 3)
     return OutcomeRows(customer_ids=data[:, 0].astype(np.int64),
                        arm_ids=data[:, 1].astype(np.int64), y=data[:, 2])
+
+
+def assignment_cutoffs(experiment_id: int) -> tuple[str, list]:
+    """Training rows for marketing.features: each assigned customer as of their assignment."""
+    table = _q(Assignment._meta.db_table)
+    return (f"SELECT customer_id, assigned_at AS cutoff FROM {table} WHERE experiment_id = %s",
+            [experiment_id])

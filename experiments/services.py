@@ -10,26 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from experiments.models import (
-    Arm,
-    Assignment,
-    Experiment,
-    Exposure,
-    Metric,
-    ModelVersion,
-    TaskRun,
-)
-from experiments.scoring import score_plan
-from experiments.task_runs import task_run_queue
-from experiments.tasks import (
-    customers_score_task,
-    experiment_analyse_task,
-    response_model_train_task,
-    uplift_model_train_task,
-)
-from marketing.models import Campaign, CustomerAttribute, Event, Segment
-from models_dl import available_estimators
-from models_dl.baselines import CAUSALML_LEARNERS
+from experiments.models import Arm, Assignment, Experiment, Exposure, Metric
+from marketing.models import Campaign, CustomerAttribute, Segment
 
 
 @dataclass(frozen=True)
@@ -186,12 +168,6 @@ def exposures_record(*, experiment: Experiment, rows: Sequence[dict]) -> Exposur
     return ExposureRecordResult(created, len(exposures) - created, [])
 
 
-def experiment_analyse_request(*, experiment: Experiment) -> TaskRun:
-    """Queue an analysis snapshot of the experiment; returns the TaskRun to follow."""
-    return task_run_queue(name="experiment_analyse", params={"experiment_id": experiment.id},
-                          task=experiment_analyse_task)
-
-
 @dataclass(frozen=True)
 class BulkAssignmentResult:
     # One per requested customer, in request order: (external id, Arm or None, reason, created).
@@ -209,10 +185,10 @@ def assign_customers(
     then nothing is written. A customer listed twice gets the same answer twice.
     """
     # Imported here to leave this module's import block to the code above.
+    from core.db.lookups import values_matching
     from experiments.hashing import choose_arm, in_traffic
     from marketing.models import Customer
     from marketing.segment_rules import segment_members
-    from marketing.services import values_matching
 
     wanted = {e for e in external_ids if isinstance(e, str) and "\x00" not in e}
     customers: dict[str, tuple[int, bool]] = {
@@ -308,12 +284,8 @@ def conversions_record(*, experiment: Experiment, rows: Sequence[object], source
     """
     from collections.abc import Mapping
 
-    from marketing.services import (
-        EventRecordResult,
-        events_validate,
-        events_write,
-        values_matching,
-    )
+    from core.db.lookups import values_matching
+    from marketing.services import EventRecordResult, events_validate, events_write
 
     metrics = list(experiment.metrics.all())
     kinds = {m.event_kind for m in metrics}
@@ -348,55 +320,3 @@ def conversions_record(*, experiment: Experiment, rows: Sequence[object], source
     return events_write(events, source=source)
 
 
-def uplift_model_train_request(
-    *, experiment: Experiment, estimators: Sequence[str] = ("default",),
-    baselines: Sequence[str] = ("X",), metric: str | None = None,
-    estimator_params: dict | None = None, random_state: int = 0,
-) -> TaskRun:
-    """Queue training of uplift models on the experiment; returns the TaskRun."""
-    unknown = [name for name in estimators if name not in available_estimators()]
-    if unknown or not estimators:
-        raise ValidationError({"estimators": f"choose from {available_estimators()}"})
-    if any(name not in CAUSALML_LEARNERS for name in baselines):
-        raise ValidationError({"baselines": f"choose from {list(CAUSALML_LEARNERS)}"})
-    if metric is not None and not experiment.metrics.filter(name=metric).exists():
-        raise ValidationError({"metric": f"{experiment.key} has no metric {metric!r}"})
-    if not experiment.assignments.exists():
-        raise ValidationError({"experiment": f"{experiment.key} has no assigned customers"})
-    return task_run_queue(
-        name="uplift_model_train", task=uplift_model_train_task,
-        params={"experiment_id": experiment.id, "estimators": list(estimators),
-                "baselines": list(baselines), "metric": metric,
-                "estimator_params": estimator_params or {}, "random_state": random_state})
-
-
-def customers_score_request(
-    *, model_version: ModelVersion, segment: Segment | None = None, chunk_size: int = 50_000,
-) -> TaskRun:
-    """Queue scoring of every (or every segment) customer with a ready model version."""
-    if model_version.status != ModelVersion.Status.READY:
-        raise ValidationError({"model_version": f"version {model_version.id} is "
-                                                f"{model_version.status}, not ready"})
-    if chunk_size < 1:
-        raise ValidationError({"chunk_size": "must be positive"})
-    chunks = len(score_plan(chunk_size=chunk_size))
-    return task_run_queue(
-        name="customers_score", task=customers_score_task,
-        params={"model_version_id": model_version.id,
-                "segment_id": segment.id if segment else None, "chunk_size": chunk_size,
-                "chunks": chunks, "cutoff": timezone.now().isoformat()})
-
-
-def response_model_train_request(
-    *, campaign: Campaign, event_kind: str = "purchase", window_days: int = 30,
-    model_params: dict | None = None,
-) -> TaskRun:
-    """Queue training of a propensity-to-convert model (no experiment needed)."""
-    if event_kind not in Event.Kind.values:
-        raise ValidationError({"event_kind": f"choose from {Event.Kind.values}"})
-    if not 1 <= window_days <= 365:
-        raise ValidationError({"window_days": "must be between 1 and 365"})
-    return task_run_queue(
-        name="response_model_train", task=response_model_train_task,
-        params={"campaign_id": campaign.id, "event_kind": event_kind,
-                "window_days": window_days, "model_params": model_params or {}})

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
+from jobs.requests import segment_size_request
 from marketing.models import (
-    ApiKey,
     BehaviourSnapshot,
     Campaign,
     Customer,
@@ -9,7 +9,6 @@ from marketing.models import (
     Event,
     Segment,
 )
-from marketing.services import api_key_deactivate, segment_size_request
 
 
 @admin.register(CustomerAttribute)
@@ -52,29 +51,6 @@ class CampaignAdmin(admin.ModelAdmin):
     list_display = ["name", "channel", "status", "cost_per_contact", "value_per_conversion",
                     "budget"]
     list_filter = ["status", "channel"]
-
-
-@admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are created with ``manage.py create_api_key`` (the secret is shown once, there);
-    here they are listed and revoked. The secret's hash is never shown."""
-
-    list_display = ["name", "prefix", "scope", "is_active", "created_at", "last_used_at"]
-    list_filter = ["scope", "is_active"]
-    search_fields = ["name", "prefix"]
-    fields = list_display
-    readonly_fields = list_display
-    actions = ["deactivate"]
-
-    def has_add_permission(self, request):
-        return False
-
-    @admin.action(description="Deactivate", permissions=["change"])
-    def deactivate(self, request, queryset):
-        keys = list(queryset)
-        for key in keys:
-            api_key_deactivate(key=key)
-        messages.info(request, f"Deactivated {len(keys)} API key(s).")
 
 
 @admin.register(BehaviourSnapshot)

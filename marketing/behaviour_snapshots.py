@@ -31,11 +31,11 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
-from marketing.bulk import rows_insert
-from marketing.columnar import columns_fetch
+from core.db.bulk import rows_insert
+from core.db.columnar import columns_fetch
+from core.db.sql_tuning import large_aggregates
 from marketing.features import FeatureSpec, behaviour_from_events, microseconds
 from marketing.models import BehaviourSnapshot, BehaviourSnapshotPart, Customer
-from marketing.sql_tuning import large_aggregates
 
 # An older snapshot is not used: the events that entered or left a window
 # since (four slices as long as its age) would approach a full read.

@@ -32,7 +32,8 @@ import pandas as pd
 from django.conf import settings
 from django.db import connection
 
-from marketing.columnar import binary_rows_fetch, columns_fetch
+from core.db.columnar import binary_rows_fetch, columns_fetch
+from core.db.sql_time import comparable, days_between
 from marketing.models import (
     BehaviourSnapshot,
     BehaviourSnapshotPart,
@@ -40,7 +41,6 @@ from marketing.models import (
     CustomerAttribute,
     Event,
 )
-from marketing.sql_time import comparable, days_between
 
 DEFAULT_KINDS = ("purchase", "visit", "email_open", "email_click")
 DEFAULT_WINDOWS = (30, 90, 365)
@@ -386,15 +386,6 @@ def _sequences(spec: FeatureSpec, source_sql: str, source_params: list,
     return [by_customer.get(int(c), []) for c in ids]
 
 
-def assignment_cutoffs(experiment_id: int) -> tuple[str, list]:
-    """Training rows: each assigned customer as of their own assignment time."""
-    from experiments.models import Assignment  # experiments depends on marketing, not back
-
-    table = _q(Assignment._meta.db_table)
-    return (f"SELECT customer_id, assigned_at AS cutoff FROM {table} WHERE experiment_id = %s",
-            [experiment_id])
-
-
 def fixed_cutoff(cutoff: datetime, customer_sql: str | None = None,
                  customer_params: list | None = None) -> tuple[str, list]:
     """Scoring rows: customers (all, or those ``customer_sql`` selects) as of one time.
@@ -420,7 +411,8 @@ def features_build(
     """Features for each (customer_id, cutoff) row of ``source``, chunked by id.
 
     ``source`` is (sql, params) selecting ``customer_id`` and ``cutoff`` with
-    one row per customer: ``assignment_cutoffs`` or ``fixed_cutoff``. With a
+    one row per customer: ``experiments.outcomes.assignment_cutoffs`` or
+    ``fixed_cutoff``. With a
     ``snapshot`` of the spec's kinds and windows (marketing.behaviour_snapshots),
     a chunk whose customers share one cutoff not before the snapshot's as_of
     starts from it; the features are the same either way, only faster.

@@ -212,37 +212,6 @@ class Campaign(models.Model):
         return self.name
 
 
-class ApiKey(models.Model):
-    """A credential for one CRM integration, sent as ``Authorization: Api-Key <key>``.
-
-    The key is ``<prefix>.<secret>``: the prefix finds the row, and only the
-    SHA-256 of the secret is stored. The secret is 256 random bits
-    (``secrets.token_urlsafe(32)``), so a fast hash is enough: guessing is
-    hopeless without a slow KDF, and a KDF would add its cost to every
-    request. Read scope allows GET; write scope allows everything.
-    """
-
-    class Scope(models.TextChoices):
-        READ = "read", "Read"
-        WRITE = "write", "Read and write"
-
-    name = models.CharField(max_length=64, unique=True)
-    prefix = models.CharField(max_length=16, unique=True, editable=False)
-    secret_hash = models.CharField(max_length=64, editable=False)
-    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.READ)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    # Updated at most once a minute, so authentication stays one read.
-    last_used_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["name"]
-        verbose_name = "API key"
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.scope})"
-
-
 class ErasureRecord(models.Model):
     """Proof that a customer's personal data was erased, and what was wiped.
 

@@ -13,15 +13,28 @@ experiments counted, so that no published result changes after the fact:
 
 Afterwards events for the customer are stored without properties and
 personal attributes are refused (see marketing.services).
+
+Apps above marketing (experiments, modelling) hold data about customers too;
+each registers a section for the export in its AppConfig.ready with
+``personal_data_section_register``, so this module never imports them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
 from django.utils import timezone
 
-from experiments.models import Assignment, CustomerScore, Exposure, TargetingEntry
 from marketing.models import Customer, CustomerAttribute, ErasureRecord, Event
+
+# Export sections of other apps: name -> function(customer) -> JSON-ready list.
+_SECTIONS: dict[str, Callable[[Customer], list[dict]]] = {}
+
+
+def personal_data_section_register(name: str, export: Callable[[Customer], list[dict]]) -> None:
+    """Add ``name`` to every customer's data export (idempotent per name)."""
+    _SECTIONS[name] = export
 
 
 @transaction.atomic
@@ -44,10 +57,6 @@ def customer_erase(*, customer: Customer, requested_by: str = "") -> ErasureReco
 
 def customer_data_export(*, customer: Customer) -> dict:
     """Everything stored about the customer, as JSON-ready data."""
-    assignments = (Assignment.objects.filter(customer=customer)
-                   .select_related("experiment", "arm").order_by("assigned_at", "id"))
-    exposures = (Exposure.objects.filter(assignment__customer=customer)
-                 .select_related("assignment__experiment").order_by("exposed_at", "id"))
     return {
         "customer": {
             "external_id": customer.external_id,
@@ -66,40 +75,10 @@ def customer_data_export(*, customer: Customer) -> dict:
                 "kind", "occurred_at", "value", "properties", "source", "idempotency_key",
                 "received_at").iterator(chunk_size=2_000)
         ],
-        "assignments": [
-            {"experiment": a.experiment.key, "arm": a.arm.name,
-             "assigned_at": a.assigned_at.isoformat()}
-            for a in assignments
-        ],
-        "exposures": [
-            {"experiment": e.assignment.experiment.key, "exposed_at": e.exposed_at.isoformat(),
-             "idempotency_key": e.idempotency_key}
-            for e in exposures
-        ],
         "erasures": [
             {"erased_at": r.erased_at.isoformat(), "requested_by": r.requested_by,
              "attributes_removed": r.attributes_removed, "events_scrubbed": r.events_scrubbed}
             for r in customer.erasures.all()
         ],
-        # Model predictions about the customer and the contact lists they were put on.
-        "scores": [
-            {"model_version": version_id, "campaign": campaign, "kind": kind,
-             "uplift": uplift, "best_arm": best_arm, "uplift_by_arm": uplift_by_arm,
-             "response": response, "scored_at": scored_at.isoformat()}
-            for version_id, campaign, kind, uplift, best_arm, uplift_by_arm, response, scored_at
-            in CustomerScore.objects.of_customer(customer).order_by("model_version_id")
-            .values_list("model_version_id", "model_version__campaign__key",
-                         "model_version__kind", "uplift", "best_arm", "uplift_by_arm",
-                         "response", "scored_at")
-        ],
-        "targeting_entries": [
-            {"targeting_list": list_id, "campaign": campaign,
-             "created_at": created_at.isoformat(), "rank": rank, "arm": arm, "uplift": uplift,
-             "expected_profit": expected_profit}
-            for list_id, campaign, created_at, rank, arm, uplift, expected_profit
-            in TargetingEntry.objects.filter(customer=customer).order_by("targeting_list_id")
-            .values_list("targeting_list_id", "targeting_list__campaign__key",
-                         "targeting_list__created_at", "rank", "arm", "uplift",
-                         "expected_profit")
-        ],
+        **{name: export(customer) for name, export in _SECTIONS.items()},
     }

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import math
-import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.conf import settings
-from django.core.cache import cache
-from django.core.exceptions import EmptyResultSet, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import CharField, Lookup, QuerySet
 from django.utils import timezone
 
-from experiments.task_runs import task_run_queue
-from marketing.bulk import rows_insert
-from marketing.models import ApiKey, Campaign, Customer, CustomerAttribute, Event, Segment
+from core.db.bulk import rows_insert
+from core.db.lookups import values_matching
+from marketing.models import Campaign, Customer, CustomerAttribute, Event, Segment
 from marketing.segment_rules import segment_rule_validate
-from marketing.tasks import segment_size
 
 
 def customer_attributes_clean(
@@ -150,41 +143,6 @@ def _text_ok(value: object, max_length: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= max_length and "\x00" not in value
 
 
-@CharField.register_lookup
-class AnyOf(Lookup):
-    """``field__any_of=[...]``: ``field = ANY(%s)`` with the list as one array parameter.
-
-    On PostgreSQL ``__in`` with 10,000 values builds a query with 10,000
-    placeholders, and the driver spends longer assembling it than the
-    database spends answering. Elsewhere it is a plain IN.
-    """
-
-    lookup_name = "any_of"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, params = self.process_lhs(compiler, connection)
-        values = list(self.rhs)
-        if not values:
-            raise EmptyResultSet
-        if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s)", [*params, values]
-        return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*params, *values]
-
-
-def values_matching(queryset: QuerySet, field: str, values: Sequence[str]) -> Iterator:
-    """Iterate ``queryset`` (a values_list) restricted to ``field`` in ``values``.
-
-    One query on PostgreSQL; on SQLite, which caps the parameters of a
-    query, one per 5,000 values.
-    """
-    size = max(len(values), 1) if connection.vendor == "postgresql" else 5_000
-    for start in range(0, len(values), size):
-        # A frozenset, not a list: Django walks list and tuple values item by item.
-        chunk = frozenset(values[start:start + size])
-        yield from queryset.filter(**{f"{field}__any_of": chunk})
-
-
 def _customers_by_external_id(external_ids: Iterable[object]) -> dict[str, tuple[int, bool]]:
     """{external id: (customer id, erased)} for the ids that exist."""
     wanted = list({e for e in external_ids if isinstance(e, str) and "\x00" not in e})
@@ -260,7 +218,7 @@ def events_validate(rows: Sequence[object], *, source: str) -> tuple[list[tuple]
 def events_write(events: Sequence[tuple], *, source: str) -> EventRecordResult:
     """Insert validated events, skipping those whose (source, key) is stored.
 
-    Optimistic: the whole batch goes in with one COPY (marketing.bulk), the
+    Optimistic: the whole batch goes in with one COPY (core.db.bulk), the
     common case of new events costing no read. If a key is already stored (a
     retried delivery, or a concurrent request) the unique constraint fails
     the batch, which is rolled back; the stored keys are then read and the
@@ -324,67 +282,6 @@ def campaign_create(
     return campaign
 
 
-def segment_size_request(*, segment: Segment):
-    """Queue a background count of the segment's members; returns the TaskRun."""
-    return task_run_queue(name="segment_size", params={"segment_id": segment.id}, task=segment_size)
-
-
-# --- API keys --------------------------------------------------------------
-
-def api_key_create(*, name: str, scope: str = ApiKey.Scope.READ) -> tuple[ApiKey, str]:
-    """Create a key; return it with the raw ``<prefix>.<secret>`` (shown once, never stored)."""
-    prefix = secrets.token_hex(6)
-    secret = secrets.token_urlsafe(32)
-    key = ApiKey(name=name, scope=scope, prefix=prefix, secret_hash=_api_secret_hash(secret))
-    key.full_clean()
-    key.save()
-    return key, f"{prefix}.{secret}"
-
-
-def _api_secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def api_key_verify(raw_key: str) -> ApiKey | None:
-    """The active key matching ``<prefix>.<secret>``, or None.
-
-    One indexed read by prefix, then a constant-time comparison of the
-    secret's SHA-256. The row is cached for API_KEY_CACHE_SECONDS (so a
-    deactivated key stops working within that time) and ``last_used_at`` is
-    written at most once a minute: a busy integration costs no query here.
-    """
-    prefix, _, secret = raw_key.partition(".")
-    if not secret or len(prefix) > ApiKey._meta.get_field("prefix").max_length or \
-            not prefix.isalnum():
-        return None
-    cache_key = f"api-key:{prefix}"
-    key = cache.get(cache_key)
-    if key is None:
-        key = ApiKey.objects.filter(prefix=prefix, is_active=True).order_by().first()
-        if key is None:
-            return None
-        cache.set(cache_key, key, settings.API_KEY_CACHE_SECONDS)
-    if not hmac.compare_digest(key.secret_hash, _api_secret_hash(secret)):
-        return None
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at > API_KEY_USE_RESOLUTION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
-        cache.set(cache_key, key, settings.API_KEY_CACHE_SECONDS)
-    return key
-
-
-API_KEY_USE_RESOLUTION = timedelta(minutes=1)
-
-
-def api_key_deactivate(*, key: ApiKey) -> ApiKey:
-    """Revoke a key now, in this process's cache too (others: within the cache time)."""
-    ApiKey.objects.filter(pk=key.pk).update(is_active=False)
-    cache.delete(f"api-key:{key.prefix}")
-    key.is_active = False
-    return key
-
-
 # --- Customers in bulk -----------------------------------------------------
 
 CUSTOMER_FIELDS = frozenset({"external_id", "attributes", "marketing_consent"})
@@ -407,7 +304,7 @@ def customers_upsert_bulk(rows: Sequence[object]) -> CustomerBulkResult:
     ``marketing_consent``. If any row is invalid nothing is written and every
     rejected row is reported with its index. An erased customer accepts no
     personal attribute again. Costs a few queries per 5,000 rows: new
-    customers go in with one COPY (marketing.bulk), changed ones with one
+    customers go in with one COPY (core.db.bulk), changed ones with one
     UPDATE per batch; rows that change nothing are not written.
     """
     definitions = {a.key: a for a in CustomerAttribute.objects.all()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from experiments.task_runs import task_run_tracking
+from core.task_runs import task_run_tracking
 from marketing.models import Segment
 from marketing.segment_rules import segment_members
 

@@ -1,11 +1,10 @@
 """Experiment endpoints under /api/v1/ (see config/urls.py): experiments,
-assignment, exposures, tasks, analysis results, model versions, scores and
-targeting lists."""
+assignment, exposures, conversions, outcomes and analysis results."""
 
 from django.urls import path
 
+from core.api import converters  # noqa: F401 - registers crm_id and id64
 from experiments.api import views
-from marketing.api import converters  # noqa: F401 - registers crm_id and id64
 
 urlpatterns = [
     path("experiments/", views.ExperimentListView.as_view(), name="experiment-list"),
@@ -35,27 +34,4 @@ urlpatterns = [
          name="analysis-result-latest"),
     path("experiments/<slug:key>/results/<id64:id>/", views.AnalysisResultDetailView.as_view(),
          name="analysis-result-detail"),
-    path("experiments/<slug:key>/train/", views.ExperimentTrainView.as_view(),
-         name="experiment-train"),
-    path("campaigns/<slug:key>/train-response/", views.CampaignTrainResponseView.as_view(),
-         name="campaign-train-response"),
-    path("campaigns/<slug:key>/target-lists/", views.CampaignTargetingListView.as_view(),
-         name="campaign-target-lists"),
-    path("model-versions/", views.ModelVersionListView.as_view(), name="model-version-list"),
-    path("model-versions/<id64:id>/", views.ModelVersionDetailView.as_view(),
-         name="model-version-detail"),
-    path("model-versions/<id64:id>/score/", views.ModelVersionScoreView.as_view(),
-         name="model-version-score"),
-    path("model-versions/<id64:id>/scores/", views.CustomerScoreListView.as_view(),
-         name="model-version-scores"),
-    path("customers/<crm_id:external_id>/scores/", views.CustomerScoresView.as_view(),
-         name="customer-scores"),
-    path("target-lists/<id64:id>/", views.TargetingListDetailView.as_view(),
-         name="target-list-detail"),
-    path("target-lists/<id64:id>/entries/", views.TargetingEntryListView.as_view(),
-         name="target-list-entries"),
-    path("target-lists/<id64:id>/csv/", views.TargetingListCsvView.as_view(),
-         name="target-list-csv"),
-    path("tasks/", views.TaskRunListView.as_view(), name="task-list"),
-    path("tasks/<id64:id>/", views.TaskRunDetailView.as_view(), name="task-detail"),
 ]

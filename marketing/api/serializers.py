@@ -1,30 +1,16 @@
 """Input and output shapes of the marketing endpoints.
 
 Bulk inputs document each row with a serializer but leave row checks to the
-service (BulkRowsField): the service checks all rows in one pass, reports
+service (core.api.serializers.BulkRowsField): the service checks all rows in one pass, reports
 every bad one with its index, and is the only place the rules live.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
 from rest_framework import serializers
 
+from core.api.serializers import BulkRowsField
 from marketing.models import Campaign, Customer, CustomerAttribute, ErasureRecord, Event, Segment
-
-
-class BulkRowsField(serializers.ListField):
-    """A list of 1..API_BULK_MAX_ROWS rows, passed on unvalidated (see module doc)."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("min_length", 1)
-        kwargs.setdefault("max_length", settings.API_BULK_MAX_ROWS)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, list):
-            self.fail("not_a_list", input_type=type(data).__name__)
-        return data
 
 
 class CustomerAttributeSerializer(serializers.ModelSerializer):

@@ -2,10 +2,8 @@
 
 from django.urls import path
 
-from marketing.api import (
-    converters,  # noqa: F401 - registers crm_id and id64
-    views,
-)
+from core.api import converters  # noqa: F401 - registers crm_id and id64
+from marketing.api import views
 
 urlpatterns = [
     path("customer-attributes/", views.CustomerAttributeListView.as_view(),

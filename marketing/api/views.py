@@ -12,20 +12,15 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from experiments.api.serializers import TaskRunSerializer
+from core.api.errors import RowsRejected
+from core.api.schema import bulk_error_responses, error_responses
+from core.api.serializers import TaskRunSerializer
+from core.api.views import TASK_QUEUED_EXAMPLE, ListView, requester
+from jobs.requests import segment_size_request
 from marketing.api import serializers as s
-from marketing.api.errors import RowsRejected
-from marketing.api.pagination import IdCursorPagination
-from marketing.api.schema import bulk_error_responses, error_responses
-from marketing.models import ApiKey, Campaign, Customer, CustomerAttribute, Event, Segment
+from marketing.models import Campaign, Customer, CustomerAttribute, Event, Segment
 from marketing.privacy import customer_data_export, customer_erase
-from marketing.services import (
-    campaign_create,
-    customers_upsert_bulk,
-    events_record,
-    segment_create,
-    segment_size_request,
-)
+from marketing.services import campaign_create, customers_upsert_bulk, events_record, segment_create
 
 CUSTOMER_EXAMPLE = {"external_id": "crm-1001", "attributes": {"age": 34, "channel": "web"},
                     "marketing_consent": True}
@@ -39,32 +34,6 @@ SEGMENT_KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="T
 CAMPAIGN_KEY = OpenApiParameter(
     "key", str, OpenApiParameter.PATH, description="The campaign's key.",
     examples=[OpenApiExample("Campaign", value="summer_email")])
-
-
-def requester(request) -> str:
-    """Who made the request, for audit records: the key's name or the username."""
-    if isinstance(request.auth, ApiKey):
-        return f"api-key:{request.auth.name}"
-    return f"user:{request.user.get_username()}" if request.user.is_authenticated else ""
-
-
-def filtered(filter_class, request, queryset):
-    params = filter_class(data=request.query_params)
-    params.is_valid(raise_exception=True)
-    return params.filter(queryset)
-
-
-class ListView(GenericAPIView):
-    """A cursor-paginated list of ``queryset`` filtered by ``filter_class``."""
-
-    pagination_class = IdCursorPagination
-    filter_class = None
-
-    def list(self, request, queryset):
-        if self.filter_class is not None:
-            queryset = filtered(self.filter_class, request, queryset)
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
 # --- Customers -------------------------------------------------------------
@@ -325,11 +294,6 @@ class SegmentDetailView(GenericAPIView):
         return Response(self.get_serializer(get_object_or_404(Segment, key=key)).data)
 
 
-TASK_QUEUED_EXAMPLE = {"id": 42, "name": "segment_size", "status": "queued", "progress": 0.0,
-                       "step": "", "params": {"segment_id": 3}, "result": {}, "error": "",
-                       "created_at": "2026-06-02T08:00:00Z", "started_at": None,
-                       "finished_at": None}
-
 
 class SegmentCountView(GenericAPIView):
     permission_model = Segment
@@ -396,3 +360,13 @@ class CampaignDetailView(GenericAPIView):
     )
     def get(self, request, key: str):
         return Response(self.get_serializer(get_object_or_404(Campaign, key=key)).data)
+
+
+def segment_or_invalid(key: str | None, field: str = "segment") -> Segment | None:
+    """The segment with this key; None for no key; a 400 on ``field`` for an unknown one."""
+    if key is None:
+        return None
+    segment = Segment.objects.filter(key=key).first()
+    if segment is None:
+        raise ValidationError({field: ["no segment with this key"]})
+    return segment

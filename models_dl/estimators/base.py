@@ -318,9 +318,7 @@ class DeepUpliftEstimator(BaseEstimator):
     def load(cls, path: str | Path, device: str = "auto") -> DeepUpliftEstimator:
         """Rebuild an estimator saved by :meth:`save` (any subclass when called on the base)."""
         config, state = read_artifact(path)
-        from ..registry import estimator_class  # late import: the registry imports us
-
-        klass = estimator_class(config["estimator"])
+        klass = _subclass_named(config["class"])
         if cls is not DeepUpliftEstimator and not issubclass(klass, cls):
             raise TypeError(f"{path} holds a {klass.__name__}, not a {cls.__name__}")
         tuple_fields = {f.name for f in fields(klass) if isinstance(f.default, tuple)}
@@ -348,6 +346,21 @@ class DeepUpliftEstimator(BaseEstimator):
         networks.load_state_dict(state)
         estimator.networks_ = networks.to(estimator.device_).eval()
         return estimator
+
+
+def _subclass_named(name: str) -> type[DeepUpliftEstimator]:
+    """The estimator class called ``name``: every one is a subclass of the base.
+
+    Found by walking the subclasses rather than through models_dl.registry,
+    which imports the estimators and so may not be imported by them.
+    """
+    pending = [DeepUpliftEstimator]
+    while pending:
+        klass = pending.pop()
+        if klass.__name__ == name:
+            return klass
+        pending.extend(klass.__subclasses__())
+    raise ValueError(f"no estimator class named {name!r}")
 
 
 def _n_columns(X: Any) -> int:

@@ -9,9 +9,10 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from experiments.models import Experiment, ModelVersion
-from marketing.models import ApiKey
-from marketing.services import api_key_create
+from core.api_keys import api_key_create
+from core.models import ApiKey
+from experiments.models import Experiment
+from modelling.models import ModelVersion
 from tests.factories import attributes_declare
 
 
@@ -64,8 +65,8 @@ def demo_experiment(db, settings, tmp_path) -> Experiment:
 @pytest.fixture
 def champion(demo_experiment) -> ModelVersion:
     """A TARNet trained on the demo (its campaign's champion) that scored every customer."""
-    from experiments.scoring import score_chunk, score_plan
-    from experiments.training import uplift_model_train
+    from modelling.scoring import score_chunk, score_plan
+    from modelling.training import uplift_model_train
 
     (version,) = uplift_model_train(experiment=demo_experiment, estimators=["tarnet"],
                                     baselines=[], estimator_params={"tarnet": {"max_epochs": 2}})

@@ -3,8 +3,9 @@
 import pytest
 from django.db.models import Count
 
+from core.models import TaskRun
 from experiments.analysis import experiment_analyse
-from experiments.models import AnalysisResult, Assignment, TaskRun
+from experiments.models import AnalysisResult, Assignment
 from tests.factories import experiment_make
 
 pytestmark = pytest.mark.django_db

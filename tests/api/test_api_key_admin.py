@@ -5,8 +5,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from marketing.models import ApiKey
-from marketing.services import api_key_create
+from core.api_keys import api_key_create
+from core.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 
@@ -19,12 +19,12 @@ def admin_client(client):
 
 def test_the_list_shows_name_prefix_and_scope_but_no_secret(admin_client):
     key, raw = api_key_create(name="shop", scope="write")
-    html = admin_client.get(reverse("admin:marketing_apikey_changelist")).content.decode()
+    html = admin_client.get(reverse("admin:core_apikey_changelist")).content.decode()
     assert "shop" in html and key.prefix in html and "Read and write" in html
     assert raw.split(".")[1] not in html and key.secret_hash not in html
-    page = admin_client.get(reverse("admin:marketing_apikey_change", args=[key.id]))
+    page = admin_client.get(reverse("admin:core_apikey_change", args=[key.id]))
     assert page.status_code == 200 and key.secret_hash not in page.content.decode()
-    assert admin_client.get(reverse("admin:marketing_apikey_add")).status_code == 403
+    assert admin_client.get(reverse("admin:core_apikey_add")).status_code == 403
 
 
 def test_deactivate_revokes_the_selected_keys_at_once(admin_client):
@@ -33,7 +33,7 @@ def test_deactivate_revokes_the_selected_keys_at_once(admin_client):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
     assert client.get("/api/v1/customers/").status_code == 200  # now cached
-    admin_client.post(reverse("admin:marketing_apikey_changelist"),
+    admin_client.post(reverse("admin:core_apikey_changelist"),
                       {"action": "deactivate", "_selected_action": [shop.id]})
     assert dict(ApiKey.objects.values_list("name", "is_active")) == {"shop": False, "crm": True}
     assert client.get("/api/v1/customers/").status_code == 401

@@ -10,8 +10,9 @@ from django.test import override_settings
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
-from marketing.models import ApiKey, Customer
-from marketing.services import api_key_create, api_key_deactivate, api_key_verify
+from core.api_keys import api_key_create, api_key_deactivate, api_key_verify
+from core.models import ApiKey
+from marketing.models import Customer
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 from django.db import IntegrityError
 from django.test import override_settings
 
-from marketing.api.errors import flatten_errors
+from core.api.errors import flatten_errors
 
 pytestmark = pytest.mark.django_db
 

@@ -6,13 +6,15 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Permission, User
 
+from core.models import TaskRun
 from experiments.assignment import assign_customer
 from experiments.demo import demo_seed
-from experiments.models import CustomerScore, Experiment, ModelVersion, TaskRun
-from experiments.registry import artifact_checksum
+from experiments.models import Experiment
 from experiments.services import experiment_transition
 from marketing.models import Campaign, Segment
 from marketing.segment_rules import segment_members
+from modelling.models import CustomerScore, ModelVersion
+from modelling.registry import artifact_checksum
 from tests.factories import campaign_make, customer_make, experiment_make
 
 pytestmark = pytest.mark.django_db
@@ -206,5 +208,5 @@ def test_a_staff_session_needs_the_model_permission_to_read_and_to_score(client)
     response = client.post(f"/api/v1/model-versions/{champion.id}/score/", {},
                            content_type="application/json")
     assert response.status_code == 403
-    assert "experiments.change_modelversion" in response.json()["error"]["message"]
+    assert "modelling.change_modelversion" in response.json()["error"]["message"]
     assert client.get(f"/api/v1/model-versions/{champion.id}/scores/").status_code == 403

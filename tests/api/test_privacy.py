@@ -3,17 +3,12 @@
 import pytest
 
 from experiments.assignment import assign_customer
-from experiments.models import (
-    CustomerScore,
-    Experiment,
-    ModelVersion,
-    TargetingEntry,
-    TargetingList,
-)
+from experiments.models import Experiment
 from experiments.outcomes import outcome_sums
 from experiments.services import experiment_transition, exposures_record
 from marketing.models import CustomerAttribute, ErasureRecord, Event
 from marketing.privacy import customer_data_export, customer_erase
+from modelling.models import CustomerScore, ModelVersion, TargetingEntry, TargetingList
 from tests.api.conftest import rows_of
 from tests.factories import T0, attributes_declare, customer_make, event_make, experiment_make
 

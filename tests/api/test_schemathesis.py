@@ -19,20 +19,16 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from config.wsgi import application
-from experiments.api.views import MODEL_VERSION_EXAMPLE, RESULT_EXAMPLE
+from core.api_keys import api_key_create
+from core.models import TaskRun
+from experiments.api.views import RESULT_EXAMPLE
 from experiments.assignment import assign_customer
-from experiments.models import (
-    AnalysisResult,
-    CustomerScore,
-    Experiment,
-    ModelVersion,
-    TargetingEntry,
-    TargetingList,
-    TaskRun,
-)
+from experiments.models import AnalysisResult, Experiment
 from experiments.services import ArmSpec, MetricSpec, experiment_create, experiment_transition
 from marketing.models import Customer, Event, Segment
-from marketing.services import api_key_create, campaign_create
+from marketing.services import campaign_create
+from modelling.api.views import MODEL_VERSION_EXAMPLE
+from modelling.models import CustomerScore, ModelVersion, TargetingEntry, TargetingList
 from tests.factories import T0, attributes_declare
 
 pytestmark = pytest.mark.django_db

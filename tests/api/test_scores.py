@@ -2,8 +2,8 @@
 
 import pytest
 
-from experiments.models import CustomerScore, ModelVersion
 from marketing.models import Customer
+from modelling.models import CustomerScore, ModelVersion
 from tests.factories import customer_make
 
 pytestmark = pytest.mark.django_db

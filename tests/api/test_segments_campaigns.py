@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments.models import TaskRun
+from core.models import TaskRun
 from marketing.models import Campaign, Segment
 from tests.factories import campaign_make, customer_make
 

@@ -7,9 +7,9 @@ from unittest import mock
 
 import pytest
 
-from experiments.models import CustomerScore, ModelVersion, TargetingList
 from marketing.models import Segment
 from marketing.segment_rules import segment_members
+from modelling.models import CustomerScore, ModelVersion, TargetingList
 from tests.api.conftest import DEMO_ANCHOR
 from tests.factories import campaign_make
 

@@ -6,12 +6,14 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from core.models import TaskRun
 from experiments.analysis import experiment_analyse
 from experiments.demo import demo_seed
-from experiments.models import CampaignSchedule, Experiment, TaskRun
-from experiments.scoring import score_chunk, score_plan
-from experiments.targeting import targeting_list_create
-from experiments.training import uplift_model_train
+from experiments.models import Experiment
+from jobs.models import CampaignSchedule
+from modelling.scoring import score_chunk, score_plan
+from modelling.targeting import targeting_list_create
+from modelling.training import uplift_model_train
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +53,7 @@ def test_the_analysis_page_shows_the_decision_effects_segments_and_history(admin
 
 def test_the_model_page_shows_quality_baselines_curves_and_calibration(admin_client, world):
     _, _, version, _ = world
-    html = admin_client.get(reverse("admin:experiments_modelversion_change",
+    html = admin_client.get(reverse("admin:modelling_modelversion_change",
                                     args=[version.id])).content.decode()
     assert "Held-out quality" in html and "causalml_T" in html
     assert "Qini curve: email" in html and html.count("<polyline") >= 2
@@ -60,10 +62,10 @@ def test_the_model_page_shows_quality_baselines_curves_and_calibration(admin_cli
 
 def test_the_targeting_list_page_and_csv_export(admin_client, world):
     _, _, _, target = world
-    html = admin_client.get(reverse("admin:experiments_targetinglist_change",
+    html = admin_client.get(reverse("admin:modelling_targetinglist_change",
                                     args=[target.id])).content.decode()
     assert "Profit curve" in html and "<polyline" in html
-    response = admin_client.get(reverse("admin:experiments_targetinglist_csv", args=[target.id]))
+    response = admin_client.get(reverse("admin:modelling_targetinglist_csv", args=[target.id]))
     lines = b"".join(response.streaming_content).decode().strip().splitlines()
     assert lines[0].startswith("rank,customer_external_id") and len(lines) == target.size + 1
 
@@ -75,18 +77,19 @@ def test_admin_actions_queue_the_same_services(admin_client, world,
         admin_client.post(reverse("admin:experiments_experiment_changelist"),
                           {"action": "analyse", "_selected_action": [experiment.id]})
     assert TaskRun.objects.filter(name="experiment_analyse", status="succeeded").exists()
-    admin_client.post(reverse("admin:experiments_modelversion_changelist"),
+    admin_client.post(reverse("admin:modelling_modelversion_changelist"),
                       {"action": "target", "_selected_action": [version.id]})
     assert version.target_lists.count() == 2
-    changelists = ["experiment", "analysisresult", "modelversion", "targetinglist", "taskrun",
-                   "campaignschedule"]
+    changelists = ["experiments_experiment", "experiments_analysisresult",
+                   "modelling_modelversion", "modelling_targetinglist", "core_taskrun",
+                   "jobs_campaignschedule"]
     for name in changelists:
-        assert admin_client.get(reverse(f"admin:experiments_{name}_changelist")).status_code == 200
+        assert admin_client.get(reverse(f"admin:{name}_changelist")).status_code == 200
 
 
 def test_a_schedule_saved_in_the_admin_creates_its_beat_task(admin_client, world):
     experiment, *_ = world
-    response = admin_client.post(reverse("admin:experiments_campaignschedule_add"), {
+    response = admin_client.post(reverse("admin:jobs_campaignschedule_add"), {
         "campaign": experiment.campaign_id, "action": "rescore", "every_hours": 8,
         "enabled": "on", "psi_threshold": 0.2})
     assert response.status_code == 302

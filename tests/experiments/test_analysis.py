@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from core.models import TaskRun
 from experiments.analysis import experiment_analyse
 from experiments.minethatdata_import import hillstrom_import
-from experiments.models import AnalysisResult, Assignment, Experiment, TaskRun
-from experiments.services import ArmSpec, experiment_analyse_request
+from experiments.models import AnalysisResult, Assignment, Experiment
+from experiments.services import ArmSpec
+from jobs.requests import experiment_analyse_request
 from marketing.services import segment_create
 from tests.experiments.test_hillstrom_import import REAL
 from tests.factories import T0, attributes_declare, customer_make, event_make, experiment_make

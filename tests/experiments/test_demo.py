@@ -81,7 +81,8 @@ def test_the_command_refuses_a_second_seed_unless_told_to_skip(capsys):
 
 @pytest.mark.django_db(transaction=True)  # on_commit hooks fire as in make run
 def test_the_demo_pipeline_analyses_trains_scores_and_targets(settings, tmp_path, capsys):
-    from experiments.models import AnalysisResult, CustomerScore, ModelVersion, TargetingList
+    from experiments.models import AnalysisResult
+    from modelling.models import CustomerScore, ModelVersion, TargetingList
 
     settings.MODEL_ARTIFACT_DIR = tmp_path / "models"
     demo_seed(customers=600, seed=13, anchor=ANCHOR)

@@ -2,9 +2,10 @@
 
 import pytest
 
-from experiments.models import TaskRun
+from core.models import TaskRun
+from jobs.requests import segment_size_request
 from marketing.models import Segment
-from marketing.services import segment_create, segment_size_request
+from marketing.services import segment_create
 from marketing.tasks import segment_size
 from tests.factories import attributes_declare, customer_make
 from tests.integration.conftest import ROOT, wait_for
@@ -45,7 +46,7 @@ def test_the_worker_analyses_an_experiment(celery_worker_process):
     from datetime import timedelta
 
     from experiments.models import AnalysisResult, Assignment
-    from experiments.services import experiment_analyse_request
+    from jobs.requests import experiment_analyse_request
     from tests.factories import T0, event_make, experiment_make
 
     experiment = experiment_make()
@@ -72,8 +73,9 @@ def test_the_worker_trains_scores_with_a_chord_and_fills_the_registry(celery_wor
     from datetime import UTC, datetime
 
     from experiments.demo import demo_seed
-    from experiments.models import CustomerScore, Experiment, ModelVersion
-    from experiments.services import customers_score_request, uplift_model_train_request
+    from experiments.models import Experiment
+    from jobs.requests import customers_score_request, uplift_model_train_request
+    from modelling.models import CustomerScore, ModelVersion
 
     demo_seed(customers=800, seed=4, anchor=datetime(2026, 10, 1, tzinfo=UTC))
     experiment = Experiment.objects.get(key="demo_spring")

@@ -20,7 +20,7 @@ import pytest
 import requests
 from django.db import connection
 
-from marketing.services import api_key_create
+from core.api_keys import api_key_create
 from tests.factories import attributes_declare
 from tests.integration.conftest import BROKER, ROOT, wait_for
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from experiments.models import Assignment
+from experiments.outcomes import assignment_cutoffs
 from marketing.features import (
     FeatureSpec,
-    assignment_cutoffs,
     features_build,
     fixed_cutoff,
 )

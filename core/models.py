@@ -1,0 +1,68 @@
+"""What every app uses: background job runs and API credentials."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class TaskRun(models.Model):
+    """Status and progress of one background job, shown in the admin and API.
+
+    Tasks receive the run id, claim the run with a conditional update and
+    report progress here, so a re-delivered task sees the run already done.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=64)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    step = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["name", "status"], name="taskrun_name_status")]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.pk} ({self.status})"
+
+
+class ApiKey(models.Model):
+    """A credential for one CRM integration, sent as ``Authorization: Api-Key <key>``.
+
+    The key is ``<prefix>.<secret>``: the prefix finds the row, and only the
+    SHA-256 of the secret is stored. The secret is 256 random bits
+    (``secrets.token_urlsafe(32)``), so a fast hash is enough: guessing is
+    hopeless without a slow KDF, and a KDF would add its cost to every
+    request. Read scope allows GET; write scope allows everything.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read"
+        WRITE = "write", "Read and write"
+
+    name = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.READ)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Updated at most once a minute, so authentication stays one read.
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scope})"

@@ -1,0 +1,69 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from core.models import TaskRun
+from experiments.demo import EXPERIMENT_KEY
+from experiments.models import AnalysisResult, Experiment
+from jobs.requests import (
+    customers_score_request,
+    experiment_analyse_request,
+    uplift_model_train_request,
+)
+from modelling.models import ModelVersion
+from modelling.targeting import targeting_list_create
+
+
+class Command(BaseCommand):
+    help = ("Run the pipeline on the demo experiment: analyse, train, score, target. "
+            "Tasks run in process unless a broker is configured.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--max-epochs", type=int, default=40,
+                            help="Epoch cap for the demo's training run (keeps make run short).")
+
+    def _run(self, request, **kwargs) -> TaskRun:
+        run = request(**kwargs)
+        run.refresh_from_db()
+        if run.status != TaskRun.Status.SUCCEEDED:
+            raise CommandError(f"{run.name} did not finish in process (status {run.status}); "
+                               f"with a broker configured, follow task run {run.id} in the admin. "
+                               f"{run.error}")
+        return run
+
+    def handle(self, *args, max_epochs: int, **options):
+        experiment = Experiment.objects.filter(key=EXPERIMENT_KEY).first()
+        if experiment is None:
+            raise CommandError("no demo experiment: run `manage.py seed_demo` first")
+
+        run = self._run(experiment_analyse_request, experiment=experiment)
+        result = AnalysisResult.objects.get(id=run.result["analysis_result_id"])
+        self.stdout.write(self.style.SUCCESS(
+            f"Analysis of {experiment.key}: {result.customers} customers, decision "
+            f"{result.decision.upper()}"))
+        for reason in result.decision_reasons:
+            self.stdout.write(f"  - {reason}")
+
+        run = self._run(uplift_model_train_request, experiment=experiment, baselines=["X"],
+                        estimator_params={"default": {"max_epochs": max_epochs}})
+        for version in ModelVersion.objects.filter(id__in=run.result["model_version_ids"]):
+            arms = version.metrics.get("arms", {})
+            self.stdout.write(self.style.SUCCESS(
+                f"Model version {version.id} ({version.estimator}): {version.status}, "
+                f"champion={version.is_champion}, held-out Qini {version.selection_score}"))
+            for arm, m in arms.items():
+                self.stdout.write(f"  {arm}: Qini {m['qini']:.4f}, AUUC {m['auuc']:.4f}, "
+                                  f"sqrt(PEHE) {m.get('sqrt_pehe', float('nan')):.4f}")
+            for name, m in version.metrics.get("baselines", {}).items():
+                self.stdout.write(f"  baseline {name}: Qini {m['qini']:.4f}, "
+                                  f"sqrt(PEHE) {m.get('sqrt_pehe', float('nan')):.4f}")
+
+        champion = ModelVersion.objects.filter(campaign=experiment.campaign, kind="uplift",
+                                               is_champion=True).first()
+        if champion is None:
+            self.stdout.write("No champion model; skipping scoring and targeting.")
+            return
+        run = self._run(customers_score_request, model_version=champion)
+        self.stdout.write(f"Scored {run.result['customers_scored']} customers.")
+        target = targeting_list_create(campaign=experiment.campaign, model_version=champion)
+        self.stdout.write(self.style.SUCCESS(
+            f"Targeting list {target.id}: contact {target.size} customers for "
+            f"{target.total_cost:.2f}, expected profit {target.expected_profit:.2f}"))

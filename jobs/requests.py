@@ -1,0 +1,103 @@
+"""Every request for background work: what the admin, the API, commands and beat call.
+
+Each ``*_request`` validates its inputs, records a TaskRun and queues the
+Celery task once its own transaction commits (so the worker sees the row).
+Callers never wrap these in ``transaction.atomic``: each request is one.
+This package sits above the apps (core < marketing < experiments <
+modelling < jobs); the apps' admin and API modules are the only code below
+it that calls it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from core.models import TaskRun
+from core.task_runs import task_run_queue
+from experiments.models import Experiment
+from experiments.tasks import experiment_analyse_task
+from marketing.models import Campaign, Event, Segment
+from marketing.tasks import segment_size
+from modelling.models import ModelVersion
+from modelling.scoring import score_plan
+from modelling.tasks import (
+    customers_score_task,
+    response_model_train_task,
+    uplift_model_train_task,
+)
+from models_dl import available_estimators
+from models_dl.baselines import CAUSALML_LEARNERS
+
+
+@transaction.atomic
+def experiment_analyse_request(*, experiment: Experiment) -> TaskRun:
+    """Queue an analysis snapshot of the experiment; returns the TaskRun to follow."""
+    return task_run_queue(name="experiment_analyse", params={"experiment_id": experiment.id},
+                          task=experiment_analyse_task)
+
+
+@transaction.atomic
+def uplift_model_train_request(
+    *, experiment: Experiment, estimators: Sequence[str] = ("default",),
+    baselines: Sequence[str] = ("X",), metric: str | None = None,
+    estimator_params: dict | None = None, random_state: int = 0,
+) -> TaskRun:
+    """Queue training of uplift models on the experiment; returns the TaskRun."""
+    unknown = [name for name in estimators if name not in available_estimators()]
+    if unknown or not estimators:
+        raise ValidationError({"estimators": f"choose from {available_estimators()}"})
+    if any(name not in CAUSALML_LEARNERS for name in baselines):
+        raise ValidationError({"baselines": f"choose from {list(CAUSALML_LEARNERS)}"})
+    if metric is not None and not experiment.metrics.filter(name=metric).exists():
+        raise ValidationError({"metric": f"{experiment.key} has no metric {metric!r}"})
+    if not experiment.assignments.exists():
+        raise ValidationError({"experiment": f"{experiment.key} has no assigned customers"})
+    return task_run_queue(
+        name="uplift_model_train", task=uplift_model_train_task,
+        params={"experiment_id": experiment.id, "estimators": list(estimators),
+                "baselines": list(baselines), "metric": metric,
+                "estimator_params": estimator_params or {}, "random_state": random_state})
+
+
+@transaction.atomic
+def customers_score_request(
+    *, model_version: ModelVersion, segment: Segment | None = None, chunk_size: int = 50_000,
+) -> TaskRun:
+    """Queue scoring of every (or every segment) customer with a ready model version."""
+    if model_version.status != ModelVersion.Status.READY:
+        raise ValidationError({"model_version": f"version {model_version.id} is "
+                                                f"{model_version.status}, not ready"})
+    if chunk_size < 1:
+        raise ValidationError({"chunk_size": "must be positive"})
+    chunks = len(score_plan(chunk_size=chunk_size))
+    return task_run_queue(
+        name="customers_score", task=customers_score_task,
+        params={"model_version_id": model_version.id,
+                "segment_id": segment.id if segment else None, "chunk_size": chunk_size,
+                "chunks": chunks, "cutoff": timezone.now().isoformat()})
+
+
+@transaction.atomic
+def response_model_train_request(
+    *, campaign: Campaign, event_kind: str = "purchase", window_days: int = 30,
+    model_params: dict | None = None,
+) -> TaskRun:
+    """Queue training of a propensity-to-convert model (no experiment needed)."""
+    if event_kind not in Event.Kind.values:
+        raise ValidationError({"event_kind": f"choose from {Event.Kind.values}"})
+    if not 1 <= window_days <= 365:
+        raise ValidationError({"window_days": "must be between 1 and 365"})
+    return task_run_queue(
+        name="response_model_train", task=response_model_train_task,
+        params={"campaign_id": campaign.id, "event_kind": event_kind,
+                "window_days": window_days, "model_params": model_params or {}})
+
+
+@transaction.atomic
+def segment_size_request(*, segment: Segment) -> TaskRun:
+    """Queue a background count of the segment's members; returns the TaskRun."""
+    return task_run_queue(name="segment_size", params={"segment_id": segment.id}, task=segment_size)

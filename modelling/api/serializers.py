@@ -1,0 +1,213 @@
+"""Input and output shapes of the model, score and targeting-list endpoints."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from marketing.models import Event
+from modelling.models import CustomerScore, ModelVersion, TargetingEntry, TargetingList
+
+# --- Model versions ------------------------------------------------------------
+
+ID_MAX = 10**18 - 1  # as core.api.converters.Id64Converter
+
+
+class ModelVersionSummarySerializer(serializers.ModelSerializer):
+    campaign = serializers.CharField(source="campaign.key")
+    experiment = serializers.SerializerMethodField(
+        help_text="Key of the experiment it was trained on (uplift models).")
+    # Strings, not enums: the enum names "kind" and "status" are taken by other choice
+    # sets, and naming these needs SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].
+    kind = serializers.CharField(help_text="uplift or response.")
+    status = serializers.CharField(help_text=(
+        "training, ready, rejected (by the sanity checks; see status_reason) or failed."))
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "campaign", "experiment", "kind", "estimator", "target_metric",
+                  "status", "selection_score", "is_champion", "rows_train", "rows_validation",
+                  "rows_test", "training_seconds", "created_at"]
+
+    def get_experiment(self, version: ModelVersion) -> str | None:
+        return version.experiment.key if version.experiment_id else None
+
+
+class ModelVersionSerializer(ModelVersionSummarySerializer):
+    params = serializers.DictField(help_text="Hyperparameters the estimator was built with.")
+    feature_spec = serializers.DictField(help_text="The point-in-time features it reads.")
+    metrics = serializers.DictField(help_text=(
+        "Held-out quality. Uplift: arms -> {qini, auuc, uplift_at_30, sqrt_pehe}, mean, "
+        "baselines (causalml on the same split), arm_names, calibration. Response: roc_auc, "
+        "calibration figures."))
+    curves = serializers.DictField(help_text="Qini curve points per arm: {x: [...], qini: [...]}.")
+    task_run = serializers.IntegerField(source="task_run_id", allow_null=True)
+
+    class Meta(ModelVersionSummarySerializer.Meta):
+        fields = ["id", "campaign", "experiment", "kind", "estimator", "target_metric",
+                  "status", "status_reason", "selection_score", "is_champion", "rows_train",
+                  "rows_validation", "rows_test", "training_seconds", "created_at", "params",
+                  "feature_spec", "metrics", "curves", "artifact_sha256", "task_run"]
+
+
+class ModelVersionFilterSerializer(serializers.Serializer):
+    campaign = serializers.SlugField(required=False, max_length=64, help_text="Campaign key.")
+    experiment = serializers.SlugField(required=False, max_length=64,
+                                       help_text="Experiment key.")
+    kind = serializers.ChoiceField(choices=ModelVersion.Kind.choices, required=False)
+    status = serializers.ChoiceField(choices=ModelVersion.Status.choices, required=False)
+    champion = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                        help_text="true: only champions; false: only others.")
+
+    def filter(self, queryset):
+        data = self.validated_data
+        if "campaign" in data:
+            queryset = queryset.filter(campaign__key=data["campaign"])
+        if "experiment" in data:
+            queryset = queryset.filter(experiment__key=data["experiment"])
+        for name in ("kind", "status"):
+            if name in data:
+                queryset = queryset.filter(**{name: data[name]})
+        if data.get("champion") is not None:
+            queryset = queryset.filter(is_champion=data["champion"])
+        return queryset
+
+
+class UpliftTrainInSerializer(serializers.Serializer):
+    estimators = serializers.ListField(
+        child=serializers.CharField(max_length=64), min_length=1, max_length=10,
+        default=["default"], help_text="Deep uplift estimators to train, one version each.")
+    baselines = serializers.ListField(
+        child=serializers.CharField(max_length=16), max_length=6, default=["X"],
+        help_text="causalml meta-learners fitted on the same split for comparison: "
+                  "S, T, X, R, DR, CausalForest.")
+    metric = serializers.CharField(max_length=64, required=False, allow_null=True,
+                                   default=None, help_text="Default: the primary metric.")
+    estimator_params = serializers.DictField(
+        child=serializers.DictField(), required=False, default=dict,
+        help_text="Hyperparameters by estimator name, e.g. {\"tarnet\": {\"max_epochs\": 50}}.")
+    random_state = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+
+    def validate(self, data):
+        stray = sorted(set(data["estimator_params"]) - set(data["estimators"]))
+        if stray:
+            raise serializers.ValidationError(
+                {"estimator_params": [f"not among the estimators: {', '.join(stray)}"]})
+        return data
+
+
+class ResponseTrainInSerializer(serializers.Serializer):
+    event_kind = serializers.ChoiceField(choices=Event.Kind.choices, default=Event.Kind.PURCHASE,
+                                         help_text="The event the model predicts.")
+    window_days = serializers.IntegerField(min_value=1, max_value=365, default=30,
+                                           help_text="Predict the event within this many days.")
+    model_params = serializers.DictField(required=False, default=dict,
+                                         help_text="Hyperparameters of the classifier.")
+
+
+class ScoreInSerializer(serializers.Serializer):
+    segment = serializers.SlugField(max_length=64, required=False, allow_null=True, default=None,
+                                    help_text="Key of a segment: score only its members.")
+
+
+# --- Customer scores -----------------------------------------------------------
+
+class CustomerScoreSerializer(serializers.ModelSerializer):
+    customer = serializers.CharField(source="customer.external_id")
+    uplift_by_arm = serializers.DictField(child=serializers.FloatField(),
+                                          help_text="Predicted effect of each arm vs control.")
+
+    class Meta:
+        model = CustomerScore
+        fields = ["customer", "uplift", "best_arm", "uplift_by_arm", "response", "scored_at"]
+        extra_kwargs = {
+            "uplift": {"help_text": "Predicted effect of the best arm (uplift models)."},
+            "response": {"help_text": "Predicted probability of converting (response models; "
+                                      "uplift models: without contact)."},
+        }
+
+
+class CustomerScoreFilterSerializer(serializers.Serializer):
+    min_uplift = serializers.FloatField(required=False, help_text="uplift >= this")
+
+    def filter(self, queryset):
+        if "min_uplift" in self.validated_data:
+            queryset = queryset.filter(uplift__gte=self.validated_data["min_uplift"])
+        return queryset
+
+
+class CustomerModelScoreSerializer(CustomerScoreSerializer):
+    model_version = serializers.IntegerField(source="model_version_id")
+    kind = serializers.CharField(source="model_version.kind")
+    campaign = serializers.CharField(source="model_version.campaign.key")
+    is_champion = serializers.BooleanField(source="model_version.is_champion")
+
+    class Meta(CustomerScoreSerializer.Meta):
+        fields = ["model_version", "kind", "campaign", "is_champion", "uplift", "best_arm",
+                  "uplift_by_arm", "response", "scored_at"]
+
+
+# --- Targeting lists -------------------------------------------------------------
+
+class TargetingListInSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, required=False, allow_null=True, default=None,
+        help_text="Id of an uplift model version of the campaign; default: its champion.")
+    budget = serializers.FloatField(min_value=0, required=False, allow_null=True, default=None,
+                                    help_text="Most to spend on contacts; default: the "
+                                              "campaign's budget.")
+    max_contacts = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False,
+                                            allow_null=True, default=None)
+    segment = serializers.SlugField(max_length=64, required=False, allow_null=True,
+                                    default=None, help_text="Key of a segment to choose from.")
+    cost_per_contact = serializers.FloatField(min_value=0, required=False, allow_null=True,
+                                              default=None,
+                                              help_text="Default: the campaign's.")
+    value_per_conversion = serializers.FloatField(min_value=0, required=False, allow_null=True,
+                                                  default=None,
+                                                  help_text="Default: the campaign's.")
+
+
+class ProfitCurveSerializer(serializers.Serializer):
+    contacts = serializers.ListField(child=serializers.IntegerField())
+    profit = serializers.ListField(child=serializers.FloatField(),
+                                   help_text="Expected profit of contacting the first n.")
+
+
+@extend_schema_field(ProfitCurveSerializer)
+class ProfitCurveField(serializers.JSONField):
+    """The stored curve, returned unchanged (documented by ProfitCurveSerializer)."""
+
+
+class TargetingListSummarySerializer(serializers.ModelSerializer):
+    campaign = serializers.CharField(source="campaign.key")
+    model_version = serializers.IntegerField(source="model_version_id")
+    segment = serializers.SerializerMethodField()
+    parameters = serializers.DictField(help_text=(
+        "The inputs as used: cost_per_contact, value_per_conversion, budget, max_contacts, "
+        "and eligible (scored customers with consent)."))
+
+    class Meta:
+        model = TargetingList
+        fields = ["id", "campaign", "model_version", "segment", "parameters", "size",
+                  "total_cost", "expected_profit", "expected_conversions", "created_at"]
+
+    def get_segment(self, target: TargetingList) -> str | None:
+        return target.segment.key if target.segment_id else None
+
+
+class TargetingListSerializer(TargetingListSummarySerializer):
+    profit_curve = ProfitCurveField()
+
+    class Meta(TargetingListSummarySerializer.Meta):
+        fields = ["id", "campaign", "model_version", "segment", "parameters", "size",
+                  "total_cost", "expected_profit", "expected_conversions", "profit_curve",
+                  "created_at"]
+
+
+class TargetingEntrySerializer(serializers.ModelSerializer):
+    customer = serializers.CharField(source="customer.external_id")
+
+    class Meta:
+        model = TargetingEntry
+        fields = ["rank", "customer", "arm", "uplift", "expected_profit"]

@@ -1,0 +1,371 @@
+"""Model versions (train, score), customer scores and targeting lists.
+
+Each view: check the shape with a serializer, call a service, serialise.
+"""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from core.api.pagination import IdCursorPagination, NewestFirstCursorPagination
+from core.api.schema import error_responses
+from core.api.serializers import TaskRunSerializer
+from core.api.views import ListView, queued, queued_example
+from experiments.api.views import EXPERIMENT_KEY, experiment_or_404
+from experiments.models import Experiment
+from jobs.requests import (
+    customers_score_request,
+    response_model_train_request,
+    uplift_model_train_request,
+)
+from marketing.api.views import (
+    CAMPAIGN_KEY,
+    EXTERNAL_ID,
+    customer_or_404,
+    segment_or_invalid,
+)
+from marketing.models import Campaign
+from modelling.api import serializers as s
+from modelling.models import CustomerScore, ModelVersion, TargetingEntry, TargetingList
+from modelling.targeting import targeting_list_create, targeting_list_csv
+
+# --- Model versions --------------------------------------------------------------
+
+MODEL_VERSION_ID = OpenApiParameter(
+    "id", int, OpenApiParameter.PATH, description="The model version's id.",
+    examples=[OpenApiExample("Model version", value=7)])
+MODEL_VERSION_SUMMARY_EXAMPLE = {
+    "id": 7, "campaign": "summer_email", "experiment": "summer_email_ab", "kind": "uplift",
+    "estimator": "tarnet", "target_metric": "purchase", "status": "ready",
+    "selection_score": 0.3223, "is_champion": True, "rows_train": 6000,
+    "rows_validation": 2000, "rows_test": 2000, "training_seconds": 41.7,
+    "created_at": "2026-06-16T02:00:00Z"}
+MODEL_VERSION_EXAMPLE = {
+    **MODEL_VERSION_SUMMARY_EXAMPLE, "status_reason": "",
+    "params": {"random_state": 0, "max_epochs": 50},
+    "feature_spec": {"attributes": ["age", "channel"],
+                     "kinds": ["purchase", "visit", "email_open", "email_click"],
+                     "windows": [30, 90, 365], "sequence_length": 0},
+    "metrics": {"arms": {"email": {"qini": 0.3223, "auuc": 0.8464, "uplift_at_30": 0.2844}},
+                "mean": {"qini": 0.3223, "auuc": 0.8464, "uplift_at_30": 0.2844},
+                "baselines": {"causalml_X": {"qini": 0.2511, "auuc": 0.7902,
+                                             "uplift_at_30": 0.2210, "fit_seconds": 3.2}},
+                "arm_names": ["control", "email"]},
+    "curves": {"email": {"x": [0.0, 1000.0, 2000.0], "qini": [0.0, 61.0, 98.0]}},
+    "artifact_sha256": "0642e48b8dacd24bc19cec6367c9058514d626f773503a5064b840403168216d",
+    "task_run": 43}
+
+
+class ModelVersionListView(ListView):
+    permission_model = ModelVersion
+    pagination_class = NewestFirstCursorPagination
+    serializer_class = s.ModelVersionSummarySerializer
+    filter_class = s.ModelVersionFilterSerializer
+
+    @extend_schema(
+        tags=["models"], summary="List trained model versions, newest first",
+        parameters=[s.ModelVersionFilterSerializer],
+        responses={200: s.ModelVersionSummarySerializer(many=True), **error_responses(400, 404)},
+        examples=[OpenApiExample("Model version", value=MODEL_VERSION_SUMMARY_EXAMPLE,
+                                 response_only=True)],
+    )
+    def get(self, request):
+        return self.list(request, ModelVersion.objects.select_related("campaign", "experiment")
+                         .defer("metrics", "curves", "feature_reference"))
+
+
+def model_version_or_404(id: int) -> ModelVersion:  # noqa: A002 - the path parameter's name
+    return get_object_or_404(ModelVersion.objects.select_related("campaign", "experiment"),
+                             pk=id)
+
+
+class ModelVersionDetailView(GenericAPIView):
+    permission_model = ModelVersion
+    serializer_class = s.ModelVersionSerializer
+
+    @extend_schema(
+        tags=["models"], summary="One model version with its held-out quality",
+        parameters=[MODEL_VERSION_ID],
+        responses={200: s.ModelVersionSerializer, **error_responses(404)},
+        examples=[OpenApiExample("Model version", value=MODEL_VERSION_EXAMPLE,
+                                 response_only=True)],
+    )
+    def get(self, request, id: int):  # noqa: A002 - the path parameter's name
+        return Response(self.get_serializer(model_version_or_404(id)).data)
+
+
+class ExperimentTrainView(GenericAPIView):
+    permission_model = Experiment
+    serializer_class = s.UpliftTrainInSerializer
+
+    @extend_schema(
+        tags=["models"], summary="Train uplift models on the experiment in the background",
+        description="One model version per estimator, evaluated on held-out customers; a "
+                    "ready version that beats the campaign's champion on Qini becomes "
+                    "champion. The task's result lists `model_version_ids`.",
+        parameters=[EXPERIMENT_KEY], request=s.UpliftTrainInSerializer,
+        responses={202: TaskRunSerializer, **error_responses(400, 404)},
+        examples=[
+            OpenApiExample("Request", request_only=True, value={
+                "estimators": ["tarnet"], "baselines": ["X"], "metric": "purchase",
+                "estimator_params": {"tarnet": {"max_epochs": 50}}, "random_state": 0}),
+            queued_example("uplift_model_train", {
+                "experiment_id": 12, "estimators": ["tarnet"], "baselines": ["X"],
+                "metric": "purchase", "estimator_params": {"tarnet": {"max_epochs": 50}},
+                "random_state": 0}),
+        ],
+    )
+    def post(self, request, key: str):
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        experiment = experiment_or_404(key)
+        run = uplift_model_train_request(experiment=experiment, **body.validated_data)
+        return queued(run)
+
+
+class CampaignTrainResponseView(GenericAPIView):
+    permission_model = Campaign
+    serializer_class = s.ResponseTrainInSerializer
+
+    @extend_schema(
+        tags=["models"], summary="Train a response (propensity) model in the background",
+        description="Predicts whether a customer will have the event within the window; needs "
+                    "no experiment. The task's result names the `model_version_id`.",
+        parameters=[CAMPAIGN_KEY], request=s.ResponseTrainInSerializer,
+        responses={202: TaskRunSerializer, **error_responses(400, 404)},
+        examples=[
+            OpenApiExample("Request", request_only=True,
+                           value={"event_kind": "purchase", "window_days": 30,
+                                  "model_params": {}}),
+            queued_example("response_model_train", {
+                "campaign_id": 4, "event_kind": "purchase", "window_days": 30,
+                "model_params": {}}),
+        ],
+    )
+    def post(self, request, key: str):
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        campaign = get_object_or_404(Campaign, key=key)
+        run = response_model_train_request(campaign=campaign, **body.validated_data)
+        return queued(run)
+
+
+class ModelVersionScoreView(GenericAPIView):
+    permission_model = ModelVersion
+    serializer_class = s.ScoreInSerializer
+
+    @extend_schema(
+        tags=["models"], summary="Score every customer (or a segment's) in the background",
+        description="Replaces this version's scores of the customers scored; the version must "
+                    "be ready. Read them with GET .../scores/.",
+        parameters=[MODEL_VERSION_ID], request=s.ScoreInSerializer,
+        responses={202: TaskRunSerializer, **error_responses(400, 404)},
+        examples=[
+            OpenApiExample("Request", request_only=True, value={"segment": "frequent_web"}),
+            queued_example("customers_score", {
+                "model_version_id": 7, "segment_id": 3, "chunk_size": 50000, "chunks": 1,
+                "cutoff": "2026-06-16T03:00:00+00:00"}),
+        ],
+    )
+    def post(self, request, id: int):  # noqa: A002 - the path parameter's name
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        version = model_version_or_404(id)
+        segment = segment_or_invalid(body.validated_data["segment"])
+        run = customers_score_request(model_version=version, segment=segment)
+        return queued(run)
+
+
+# --- Customer scores ---------------------------------------------------------------
+
+SCORE_EXAMPLE = {"customer": "crm-1001", "uplift": 0.0812, "best_arm": "email",
+                 "uplift_by_arm": {"email": 0.0812}, "response": 0.0681,
+                 "scored_at": "2026-06-16T03:00:00Z"}
+
+
+class CustomerScoreListView(ListView):
+    permission_model = CustomerScore
+    serializer_class = s.CustomerScoreSerializer
+    filter_class = s.CustomerScoreFilterSerializer
+
+    @extend_schema(
+        tags=["scores"], summary="The model version's customer scores",
+        parameters=[MODEL_VERSION_ID, s.CustomerScoreFilterSerializer],
+        responses={200: s.CustomerScoreSerializer(many=True), **error_responses(400, 404)},
+        examples=[OpenApiExample("Score", value=SCORE_EXAMPLE, response_only=True)],
+    )
+    def get(self, request, id: int):  # noqa: A002 - the path parameter's name
+        version = model_version_or_404(id)
+        return self.list(request, CustomerScore.objects.filter(model_version=version)
+                         .select_related("customer"))
+
+
+class CustomerScoresView(ListView):
+    permission_model = CustomerScore
+    pagination_class = NewestFirstCursorPagination
+    serializer_class = s.CustomerModelScoreSerializer
+
+    @extend_schema(
+        tags=["scores"], summary="A customer's scores, one per model version, newest first",
+        description="Each model version keeps one score per customer: the latest scoring "
+                    "run's.",
+        parameters=[EXTERNAL_ID],
+        responses={200: s.CustomerModelScoreSerializer(many=True), **error_responses(404)},
+        examples=[OpenApiExample("Score", response_only=True, value={
+            "model_version": 7, "kind": "uplift", "campaign": "summer_email",
+            "is_champion": True, **{k: v for k, v in SCORE_EXAMPLE.items() if k != "customer"}})],
+    )
+    def get(self, request, external_id: str):
+        customer = customer_or_404(external_id)
+        return self.list(request, CustomerScore.objects.of_customer(customer)
+                         .select_related("customer", "model_version__campaign"))
+
+
+# --- Targeting lists ------------------------------------------------------------------
+
+TARGET_LIST_ID = OpenApiParameter(
+    "id", int, OpenApiParameter.PATH, description="The targeting list's id.",
+    examples=[OpenApiExample("Targeting list", value=3)])
+TARGET_LIST_IN_EXAMPLE = {"model_version": 7, "budget": 1000.0, "max_contacts": 5000,
+                          "segment": "frequent_web", "cost_per_contact": 0.05,
+                          "value_per_conversion": 40.0}
+TARGET_LIST_SUMMARY_EXAMPLE = {
+    "id": 3, "campaign": "summer_email", "model_version": 7, "segment": "frequent_web",
+    "parameters": {"cost_per_contact": 0.05, "value_per_conversion": 40.0, "budget": 1000.0,
+                   "max_contacts": 5000, "eligible": 1840},
+    "size": 1210, "total_cost": 60.5, "expected_profit": 1530.25,
+    "expected_conversions": 39.77, "created_at": "2026-06-16T04:00:00Z"}
+TARGET_LIST_EXAMPLE = {**TARGET_LIST_SUMMARY_EXAMPLE,
+                       "profit_curve": {"contacts": [0, 605, 1210],
+                                        "profit": [0.0, 1180.4, 1530.25]}}
+CSV_EXAMPLE = ("rank,customer_external_id,arm,predicted_uplift,expected_profit\r\n"
+               "1,crm-1001,email,0.081200,3.1980\r\n"
+               "2,crm-2417,email,0.064310,2.5224\r\n")
+
+
+class RankCursorPagination(IdCursorPagination):
+    ordering = "rank"
+
+
+def targeting_list_or_404(id: int) -> TargetingList:  # noqa: A002 - the path parameter's name
+    return get_object_or_404(TargetingList.objects.select_related("campaign", "segment"), pk=id)
+
+
+class CampaignTargetingListView(ListView):
+    permission_model = TargetingList
+    pagination_class = NewestFirstCursorPagination
+    serializer_class = s.TargetingListSummarySerializer
+
+    @extend_schema(
+        tags=["targeting"], summary="The campaign's targeting lists, newest first",
+        parameters=[CAMPAIGN_KEY],
+        responses={200: s.TargetingListSummarySerializer(many=True), **error_responses(404)},
+        examples=[OpenApiExample("Targeting list", value=TARGET_LIST_SUMMARY_EXAMPLE,
+                                 response_only=True)],
+    )
+    def get(self, request, key: str):
+        campaign = get_object_or_404(Campaign, key=key)
+        return self.list(request, TargetingList.objects.filter(campaign=campaign)
+                         .select_related("campaign", "segment").defer("profit_curve"))
+
+    @extend_schema(
+        tags=["targeting"], summary="Choose whom to contact, from a model's scores",
+        description="Ranks the scored customers with marketing consent (in the segment, if "
+                    "given) by expected profit, uplift × value_per_conversion − "
+                    "cost_per_contact, and keeps the profitable ones within the budget and "
+                    "max_contacts. Omitted values come from the campaign; the model version "
+                    "defaults to the campaign's champion uplift model (400 if it has none).",
+        parameters=[CAMPAIGN_KEY], request=s.TargetingListInSerializer,
+        responses={201: s.TargetingListSerializer, **error_responses(400, 404)},
+        examples=[OpenApiExample("Request", value=TARGET_LIST_IN_EXAMPLE, request_only=True),
+                  OpenApiExample("Created", value=TARGET_LIST_EXAMPLE, response_only=True,
+                                 status_codes=[201])],
+    )
+    def post(self, request, key: str):
+        body = s.TargetingListInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        campaign = get_object_or_404(Campaign, key=key)
+        version_id = data.pop("model_version")
+        version = None
+        if version_id is not None:
+            version = ModelVersion.objects.filter(pk=version_id).first()
+            if version is None:
+                raise ValidationError({"model_version": ["no model version with this id"]})
+        segment = segment_or_invalid(data.pop("segment"))
+        target = targeting_list_create(campaign=campaign, model_version=version,
+                                       segment=segment, **data)
+        return Response(s.TargetingListSerializer(target).data, status=status.HTTP_201_CREATED)
+
+
+class TargetingListDetailView(GenericAPIView):
+    permission_model = TargetingList
+    serializer_class = s.TargetingListSerializer
+
+    @extend_schema(
+        tags=["targeting"], summary="One targeting list with its profit curve",
+        parameters=[TARGET_LIST_ID],
+        responses={200: s.TargetingListSerializer, **error_responses(404)},
+        examples=[OpenApiExample("Targeting list", value=TARGET_LIST_EXAMPLE,
+                                 response_only=True)],
+    )
+    def get(self, request, id: int):  # noqa: A002 - the path parameter's name
+        return Response(self.get_serializer(targeting_list_or_404(id)).data)
+
+
+class TargetingEntryListView(ListView):
+    permission_model = TargetingList
+    pagination_class = RankCursorPagination
+    serializer_class = s.TargetingEntrySerializer
+
+    @extend_schema(
+        tags=["targeting"], summary="The list's customers by rank, best first",
+        parameters=[TARGET_LIST_ID],
+        responses={200: s.TargetingEntrySerializer(many=True), **error_responses(404)},
+        examples=[OpenApiExample("Entry", response_only=True, value={
+            "rank": 1, "customer": "crm-1001", "arm": "email", "uplift": 0.0812,
+            "expected_profit": 3.198})],
+    )
+    def get(self, request, id: int):  # noqa: A002 - the path parameter's name
+        target = get_object_or_404(TargetingList, pk=id)
+        return self.list(request, TargetingEntry.objects.filter(targeting_list=target)
+                         .select_related("customer"))
+
+
+class TargetingListCsvView(GenericAPIView):
+    permission_model = TargetingList
+
+    def perform_content_negotiation(self, request, force=False):
+        # The body is CSV whatever Accept says (a stream DRF does not render), and errors
+        # are the API's JSON, so negotiation never refuses the request.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        tags=["targeting"], summary="The list as CSV, streamed",
+        description="A header, then one row per customer by rank. Streamed in chunks, so "
+                    "lists of any size download without being held in memory.",
+        parameters=[TARGET_LIST_ID],
+        responses={(200, "text/csv"): OpenApiResponse(
+            OpenApiTypes.STR, description="rank, customer_external_id, arm, "
+            "predicted_uplift, expected_profit",
+            examples=[OpenApiExample("CSV", value=CSV_EXAMPLE, response_only=True)]),
+            **error_responses(404)},
+    )
+    def get(self, request, id: int):  # noqa: A002 - the path parameter's name
+        target = get_object_or_404(TargetingList, pk=id)
+        response = StreamingHttpResponse(targeting_list_csv(target),
+                                         content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="targeting-list-{target.id}.csv"'
+        return response

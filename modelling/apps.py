@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class ModellingConfig(AppConfig):
+    name = "modelling"
+    verbose_name = "Models and targeting"
+
+    def ready(self) -> None:
+        from marketing.privacy import personal_data_section_register
+        from modelling.privacy import (
+            customer_scores_export,
+            customer_targeting_entries_export,
+        )
+
+        personal_data_section_register("scores", customer_scores_export)
+        personal_data_section_register("targeting_entries", customer_targeting_entries_export)

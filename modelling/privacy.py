@@ -1,0 +1,33 @@
+"""What the models hold about a customer, for marketing.privacy's export:
+the predictions about them and the contact lists they were put on."""
+
+from __future__ import annotations
+
+from marketing.models import Customer
+from modelling.models import CustomerScore, TargetingEntry
+
+
+def customer_scores_export(customer: Customer) -> list[dict]:
+    return [
+        {"model_version": version_id, "campaign": campaign, "kind": kind,
+         "uplift": uplift, "best_arm": best_arm, "uplift_by_arm": uplift_by_arm,
+         "response": response, "scored_at": scored_at.isoformat()}
+        for version_id, campaign, kind, uplift, best_arm, uplift_by_arm, response, scored_at
+        in CustomerScore.objects.of_customer(customer).order_by("model_version_id")
+        .values_list("model_version_id", "model_version__campaign__key",
+                     "model_version__kind", "uplift", "best_arm", "uplift_by_arm",
+                     "response", "scored_at")
+    ]
+
+
+def customer_targeting_entries_export(customer: Customer) -> list[dict]:
+    return [
+        {"targeting_list": list_id, "campaign": campaign,
+         "created_at": created_at.isoformat(), "rank": rank, "arm": arm, "uplift": uplift,
+         "expected_profit": expected_profit}
+        for list_id, campaign, created_at, rank, arm, uplift, expected_profit
+        in TargetingEntry.objects.filter(customer=customer).order_by("targeting_list_id")
+        .values_list("targeting_list_id", "targeting_list__campaign__key",
+                     "targeting_list__created_at", "rank", "arm", "uplift",
+                     "expected_profit")
+    ]

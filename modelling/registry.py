@@ -1,0 +1,77 @@
+"""The model registry: artifacts on disk with checksums, and the champion rule.
+
+A version's artifact is the folder models_dl writes (``config.json`` +
+``weights.pt``); its SHA-256 over the files is stored so a tampered or
+half-copied artifact is refused at load time.
+
+Champion rule: among versions of one campaign and kind, a version becomes
+champion only if it is READY (passed the sanity checks) and its selection
+score (``ModelVersion.selection_score``: held-out Qini for uplift models,
+held-out ROC AUC for response models) beats the current champion's. A failed, rejected or worse retrain
+leaves the live champion in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from modelling.models import ModelVersion
+
+
+def artifact_folder(version: ModelVersion) -> Path:
+    """A new folder per version; the random suffix keeps two databases (or a
+    restored backup) that share MODEL_ARTIFACT_DIR from overwriting each other."""
+    return Path(settings.MODEL_ARTIFACT_DIR) / f"{version.kind}-{version.id}-{uuid.uuid4().hex[:12]}"
+
+
+def artifact_checksum(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def artifact_load(version: ModelVersion):
+    """The fitted estimator of a version, after checking the artifact's checksum."""
+    from models_dl import load_estimator
+
+    folder = Path(version.artifact_path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"artifact of model version {version.id} missing at {folder}")
+    if artifact_checksum(folder) != version.artifact_sha256:
+        raise ValueError(f"artifact of model version {version.id} fails its checksum")
+    if version.kind == ModelVersion.Kind.RESPONSE:
+        from models_dl.response import PropensityToBuyClassifier
+
+        return PropensityToBuyClassifier.load(folder, device="cpu")
+    return load_estimator(folder, device="cpu")
+
+
+@transaction.atomic
+def champion_consider(version: ModelVersion) -> bool:
+    """Make ``version`` the champion if it is ready and beats the current one."""
+    version.refresh_from_db()
+    if version.status != ModelVersion.Status.READY or version.selection_score is None:
+        return False
+    current = (ModelVersion.objects.select_for_update()
+               .filter(campaign=version.campaign_id, kind=version.kind, is_champion=True)
+               .exclude(pk=version.pk).first())
+    if (current is not None and current.selection_score is not None
+            and version.selection_score <= current.selection_score):
+        return False
+    if current is not None:
+        ModelVersion.objects.filter(pk=current.pk).update(is_champion=False)
+    ModelVersion.objects.filter(pk=version.pk).update(is_champion=True)
+    version.is_champion = True
+    return True
+
+
+def champion(campaign_id: int, kind: str) -> ModelVersion | None:
+    return ModelVersion.objects.filter(campaign_id=campaign_id, kind=kind,
+                                       is_champion=True).first()

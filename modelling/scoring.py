@@ -1,0 +1,126 @@
+"""customers_score: a model version's predictions for every customer, in chunks.
+
+The customer id range is cut into chunks; each chunk builds features as of
+one cutoff (the job's start, so every chunk sees the same point in time),
+starting from the latest behaviour snapshot when there is one
+(marketing.behaviour_snapshots), predicts, and replaces that chunk's score
+rows in one transaction. Running a job twice therefore gives the same rows,
+and chunks can run on different workers (experiments.tasks fans them out
+with a Celery chord).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from django.db.models import Max, Min
+
+from core.db.bulk import frame_insert
+from core.db.sql_tuning import large_aggregates
+from marketing.behaviour_snapshots import (
+    behaviour_snapshot_build,
+    behaviour_snapshot_latest,
+    snapshot_key,
+)
+from marketing.features import FeatureSpec, features_build, fixed_cutoff
+from marketing.models import Customer, Segment
+from marketing.segment_rules import segment_members
+from modelling.models import CustomerScore, ModelVersion
+from modelling.registry import artifact_load
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    low: int  # exclusive
+    high: int  # inclusive
+
+
+def score_plan(*, chunk_size: int = 50_000) -> list[ChunkPlan]:
+    """Id ranges of about ``chunk_size`` customers each."""
+    bounds = Customer.objects.aggregate(low=Min("id"), high=Max("id"))
+    if bounds["low"] is None:
+        return []
+    edges = list(range(bounds["low"] - 1, bounds["high"], chunk_size)) + [bounds["high"]]
+    return [ChunkPlan(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+@lru_cache(maxsize=4)
+def _model(version_id: int, checksum: str):
+    # Cached per worker process: a chord sends many chunks of one version.
+    return artifact_load(ModelVersion.objects.get(id=version_id))
+
+
+def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
+                segment: Segment | None = None) -> int:
+    """Score the customers with ``chunk.low < id <= chunk.high``; returns rows written."""
+    customers = Customer.objects.filter(id__gt=chunk.low, id__lte=chunk.high,
+                                        erased_at__isnull=True)
+    if segment is not None:
+        customers = customers.filter(id__in=segment_members(segment.rule, as_of=cutoff)
+                                     .values("id"))
+    sql, params = customers.values("id").query.sql_with_params()
+    spec = FeatureSpec.from_json(version.feature_spec)
+    model = _model(version.id, version.artifact_sha256)
+    arm_names = version.metrics.get("arm_names", [])
+    with large_aggregates():
+        frames = [_score_frame(version, model, features.customer_ids, features.frame, arm_names,
+                               cutoff)
+                  for features in features_build(
+                      spec=spec, source=fixed_cutoff(cutoff, sql, list(params)),
+                      chunk_size=chunk.high - chunk.low,
+                      snapshot=behaviour_snapshot_latest(spec, cutoff))]
+        CustomerScore.objects.filter(model_version=version, customer_id__gt=chunk.low,
+                                     customer_id__lte=chunk.high).delete()
+        return sum(frame_insert(CustomerScore, frame) for frame in frames)
+
+
+def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
+                 cutoff: datetime) -> pd.DataFrame:
+    """The score rows of one feature chunk, as columns (see core.db.bulk.frame_insert)."""
+    frame = pd.DataFrame({"model_version_id": version.id, "customer_id": ids})
+    if version.kind == ModelVersion.Kind.RESPONSE:
+        frame["uplift"], frame["best_arm"], frame["uplift_by_arm"] = np.nan, "", "{}"
+        frame["response"] = np.asarray(model.predict_proba(X))[:, 1]
+        frame["scored_at"] = cutoff
+        return frame
+    # One forward pass: the effect of arm k is its expected outcome minus control's.
+    outcomes = np.asarray(model.predict_outcomes(X)).reshape(ids.size, -1)
+    effect = outcomes[:, 1:] - outcomes[:, [0]]
+    best = effect.argmax(axis=1)
+    names = arm_names[1:] if len(arm_names) == effect.shape[1] + 1 else [
+        f"arm_{k + 1}" for k in range(effect.shape[1])]
+    frame["uplift"] = effect[np.arange(ids.size), best]
+    frame["best_arm"] = np.asarray(names, dtype=object)[best]
+    # {"arm": effect, ...} from one format string: a json.dumps per row would
+    # cost as much as the model's forward pass. Flat per-arm lists, zipped:
+    # a list per row would make the garbage collector walk the whole heap.
+    template = "{" + ", ".join(json.dumps(name).replace("%", "%%") + ": %r"
+                               for name in names) + "}"
+    frame["uplift_by_arm"] = [template % values
+                              for values in zip(*np.round(effect, 6).T.tolist(), strict=True)]
+    frame["response"] = outcomes[:, 0]
+    frame["scored_at"] = cutoff
+    return frame
+
+
+def behaviour_snapshots_refresh() -> list[dict]:
+    """Rebuild the behaviour snapshot of every (kinds, windows) a champion model scores with.
+
+    Beat runs this daily (``CELERY_BEAT_SCHEDULE``), before the rescoring
+    schedules, so that scoring reads a day's changes from events instead of
+    a year's.
+    """
+    specs = {}
+    for spec_json in ModelVersion.objects.filter(
+            is_champion=True, status=ModelVersion.Status.READY).values_list("feature_spec",
+                                                                            flat=True):
+        spec = FeatureSpec.from_json(spec_json)
+        specs.setdefault(snapshot_key(spec), spec)
+    built = [behaviour_snapshot_build(spec) for spec in specs.values()]
+    return [{"snapshot_id": s.id, "key": s.spec_key, "customers": s.customers,
+             "seconds": round(s.build_seconds, 1)} for s in built]

@@ -1,0 +1,113 @@
+"""Celery interfaces over the model services: training, scoring, snapshots.
+
+Tasks take ids, never instances.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from celery import chord, shared_task
+from django.db.models import F
+
+from core.models import TaskRun
+from core.task_runs import (
+    task_run_claim,
+    task_run_fail,
+    task_run_progress,
+    task_run_succeed,
+    task_run_tracking,
+)
+from experiments.models import Experiment
+from marketing.models import Campaign, Segment
+from modelling.models import ModelVersion
+from modelling.response_training import response_model_train
+from modelling.scoring import ChunkPlan, behaviour_snapshots_refresh, score_chunk, score_plan
+from modelling.training import uplift_model_train
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def uplift_model_train_task(run_id: int) -> None:
+    """Train, evaluate and register uplift models for an experiment."""
+    with task_run_tracking(run_id) as run:
+        if run is None:
+            return
+        params = run.params
+        experiment = Experiment.objects.get(id=params["experiment_id"])
+        metric = experiment.metrics.get(name=params["metric"]) if params.get("metric") else None
+        versions = uplift_model_train(
+            experiment=experiment, metric=metric,
+            estimators=params.get("estimators", ["default"]),
+            baselines=params.get("baselines", ["X"]),
+            estimator_params=params.get("estimator_params"),
+            random_state=params.get("random_state", 0), task_run=run,
+            progress=lambda fraction, step: task_run_progress(run_id, fraction, step),
+        )
+        run.result = {"model_version_ids": [v.id for v in versions],
+                      "champion_ids": [v.id for v in versions if v.is_champion]}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def customers_score_task(run_id: int) -> None:
+    """Plan the chunks and fan them out; the chord's callback closes the run."""
+    run = task_run_claim(run_id)
+    if run is None:
+        return
+    try:
+        chunks = score_plan(chunk_size=run.params.get("chunk_size", 50_000))
+        cutoff = run.params["cutoff"]
+        header = [customers_score_chunk_task.s(run_id, c.low, c.high, cutoff) for c in chunks]
+        TaskRun.objects.filter(id=run_id).update(step=f"scoring {len(chunks)} chunks")
+        chord(header)(customers_score_finish_task.s(run_id))
+    except Exception as exc:
+        task_run_fail(run_id, exc)
+        raise
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def customers_score_chunk_task(run_id: int, low: int, high: int, cutoff: str) -> int:
+    """Score one id range. Replaces that range's rows, so a retry is harmless."""
+    run = TaskRun.objects.get(id=run_id)
+    try:
+        version = ModelVersion.objects.get(id=run.params["model_version_id"])
+        segment_id = run.params.get("segment_id")
+        written = score_chunk(
+            version=version, chunk=ChunkPlan(low, high), cutoff=datetime.fromisoformat(cutoff),
+            segment=Segment.objects.get(id=segment_id) if segment_id else None)
+    except Exception as exc:
+        task_run_fail(run_id, exc)
+        raise
+    total = max(int(run.params.get("chunks", 1)), 1)
+    TaskRun.objects.filter(id=run_id).update(progress=F("progress") + 1.0 / total)
+    return written
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def customers_score_finish_task(written: list[int], run_id: int) -> None:
+    task_run_succeed(run_id, {"customers_scored": int(sum(written)), "chunks": len(written)})
+
+
+@shared_task
+def behaviour_snapshots_refresh_task() -> None:
+    """What beat sends daily: rebuild the behaviour snapshots the champions score with."""
+    run = TaskRun.objects.create(name="behaviour_snapshots_refresh", params={})
+    with task_run_tracking(run.id) as claimed:
+        if claimed is None:
+            return
+        claimed.result = {"snapshots": behaviour_snapshots_refresh()}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def response_model_train_task(run_id: int) -> None:
+    """Train and register a propensity-to-convert model for a campaign."""
+    with task_run_tracking(run_id) as run:
+        if run is None:
+            return
+        params = run.params
+        version = response_model_train(
+            campaign=Campaign.objects.get(id=params["campaign_id"]),
+            event_kind=params.get("event_kind", "purchase"),
+            window_days=params.get("window_days", 30), params=params.get("model_params"),
+            task_run=run, progress=lambda f, step: task_run_progress(run_id, f, step))
+        run.result = {"model_version_id": version.id, "status": version.status,
+                      "champion": version.is_champion}
