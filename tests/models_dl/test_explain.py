@@ -76,6 +76,10 @@ def test_drivers_rank_the_two_effect_features_first_per_arm(fitted):
     assert max(email[f] for f in ("x1", "x2", "x4", "region")) < 0.08
     # region's effect is +0.5, -0.5, 0, 0 (mean 0): mean |effect - mean| = 0.25
     assert dict(drivers.ranking["discount"])["region"] == pytest.approx(0.25, abs=0.07)
+    # the model-agnostic method agrees on the order
+    shuffled = uplift_drivers(estimator, held_out, method="permutation", arm_names=["e", "d"])
+    assert set(shuffled.top("e", 2)) == {"x0", "x3"}
+    assert set(shuffled.top("d", 2)) == {"x2", "region"}
 
 
 def test_a_categorical_counts_once_in_the_drivers(fitted):
@@ -127,6 +131,25 @@ def test_local_contributions_add_up_to_the_predicted_uplift(fitted):
             # completeness: baseline + all contributions = prediction
             total = e.baseline_uplift + sum(c.contribution for c in e.contributions) + e.other
             assert total == pytest.approx(e.uplift, abs=1e-3)
+
+
+def test_completeness_holds_for_an_ensemble_on_a_binary_outcome():
+    """The attributed function must be exactly what predict computes: members'
+    probabilities averaged, then differenced (one arm: predict returns (n,))."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(800, 3))
+    t = rng.integers(0, 2, 800)
+    y = (rng.random(800) < 1 / (1 + np.exp(-(X[:, 0] + t * X[:, 1])))).astype(float)
+    estimator = make_estimator(
+        "tarnet", representation_layers=(16,), head_layers=(16,), max_epochs=5,
+        n_ensemble=2, n_threads=1, random_state=0, device="cpu",
+    ).fit(X, t, y)
+    explained = explain_customers(estimator, X[:30], background=X, top=1)
+    predicted = estimator.predict(X[:30])
+    for i, (e,) in enumerate(explained):
+        assert e.uplift == predicted[i]
+        total = e.baseline_uplift + e.contributions[0].contribution + e.other
+        assert total == pytest.approx(e.uplift, abs=1e-3)
 
 
 def test_local_reasons_name_the_features_and_their_values(fitted):
