@@ -257,8 +257,15 @@ def test_rules_read_categoricals_and_intervals_naturally():
     assert "region_" not in "\n".join(rules.text)
 
 
-def test_thresholds_are_the_roundest_number_that_splits_the_same_rows():
-    assert _round_threshold(0.4998, 0.5003) == (0.5, 1)
-    assert _round_threshold(137.2, 149.9) == (140.0, 0)
-    assert _round_threshold(-0.31, 0.02) == (0.0, 0)
-    assert _round_threshold(0.30001, 0.30002) == (0.30001, 5)
+def test_thresholds_are_the_roundest_number_that_moves_few_rows():
+    gap = np.array([0.1, 0.4998, 0.5003, 0.9])
+    assert _round_threshold(gap, 0.50005, 0.0) == (0.5, 1)
+    assert _round_threshold(np.array([120.0, 137.2, 149.9, 160.0]), 143.55, 0.0) == (140.0, 0)
+    assert _round_threshold(np.array([-0.31, 0.02]), -0.145, 0.0) == (0.0, 0)
+    assert _round_threshold(np.array([0.30001, 0.30002]), 0.300015, 0.0) == (0.30001, 5)
+    # values i / 999: 0.73917 sends i <= 738 (0.73874) left and 739 (0.73974) right;
+    # 0.74 moves one row (i = 739), 0.7 moves 39 (i = 700..738): with a 0.5 % tolerance
+    # 0.74 is taken, with none only a threshold in [0.73874, 0.73974) is, i.e. 0.739
+    dense = np.arange(1000) / 999
+    assert _round_threshold(dense, 0.73917, 0.005) == (0.74, 2)
+    assert _round_threshold(dense, 0.73917, 0.0) == (0.739, 3)
