@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -133,7 +133,7 @@ def _arm_names(n_treated: int, arm_names: Sequence[str] | None) -> list[str]:
 
 
 # ------------------------------------------------------- integrated gradients
-def _uplift_function(estimator: Any):
+def _uplift_function(estimator: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     """``x -> (batch, K)`` uplift in the outcome's units, differentiable in ``x``.
 
     Mirrors :meth:`DeepUpliftEstimator.predict`: members' expected outcomes

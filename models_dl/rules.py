@@ -34,16 +34,17 @@ one-hot encoded here and read ``region is north`` / ``region is not north``.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeRegressor
 
-__all__ = ["PolicyRule", "PolicyRules", "policy_rules", "profit_matrix"]
+__all__ = ["PolicyRule", "PolicyRules", "best_action", "policy_rules", "profit_matrix"]
 
 NO_CONTACT = -1
 
@@ -54,9 +55,11 @@ def profit_matrix(
     """``uplift_k * value - cost_k`` per customer and arm, shape ``(n, K)``."""
     u = np.asarray(uplift, dtype=np.float64)
     u = u.reshape(-1, 1) if u.ndim == 1 else u
-    cost = np.broadcast_to(np.asarray(cost_per_contact, dtype=np.float64), (u.shape[1],))
     if u.ndim != 2 or not np.all(np.isfinite(u)):
         raise ValueError("uplift must be a finite (n,) or (n, K) array")
+    cost = np.asarray(cost_per_contact, dtype=np.float64).reshape(-1)
+    if cost.size not in (1, u.shape[1]):
+        raise ValueError(f"cost_per_contact needs 1 or {u.shape[1]} values, got {cost.size}")
     return u * value_per_conversion - cost
 
 
@@ -239,7 +242,9 @@ class PolicyRules:
         self.rules.append(PolicyRule(conditions, action, name, share, mean_uplift,
                                      mean_profit, text))
 
-    def _conditions(self, path):
+    def _conditions(
+        self, path: list[tuple[int, str, float, int]]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         """Merge a path's splits per feature into readable conditions."""
         numeric: dict[str, list[Any]] = {}  # feature -> [low, low_dec, high, high_dec]
         is_level: dict[str, str] = {}
@@ -286,6 +291,10 @@ class PolicyRules:
                     words.append(f"{feature} <= {_format_number(high, high_dec)}")
         return conditions, words
 
+    def to_json(self) -> str:
+        """The structured rules as JSON, for storing next to a model version."""
+        return json.dumps([asdict(rule) for rule in self.rules])
+
     def __str__(self) -> str:
         return "\n".join(self.text)
 
@@ -327,6 +336,8 @@ class PolicyRules:
             raise ValueError("kind must be 'uplift' or 'profit'")
         reference = best_action(profit) if reference_arm is None else np.broadcast_to(
             np.asarray(reference_arm, dtype=np.int64), (profit.shape[0],))
+        if reference.min() < NO_CONTACT or reference.max() >= profit.shape[1]:
+            raise ValueError(f"reference actions must be -1 (no contact) or 0..{profit.shape[1] - 1}")
         reference_value = _policy_value(profit, reference)
         if reference_value <= 0:
             raise ValueError("the reference policy has no positive value on these rows")

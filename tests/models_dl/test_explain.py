@@ -164,7 +164,8 @@ def test_local_reasons_name_the_features_and_their_values(fitted):
     assert {c.feature: c.value for c in email.contributions} == {"x0": 2.0, "x3": -2.0}
     for c in email.contributions:
         assert c.contribution == pytest.approx(0.8, abs=0.2)
-    assert email.to_dict()["contributions"][0]["feature"] in {"x0", "x3"}
+    stored = json.loads(json.dumps(email.to_dict()))
+    assert stored["contributions"][0]["feature"] in {"x0", "x3"}
 
 
 # ------------------------------------------------------------ policy rules
@@ -201,6 +202,9 @@ def test_rules_recover_a_depth_two_policy_exactly():
     ]
     assert by_action[1].share == pytest.approx(np.mean(truth == 1))
     assert by_action[1].mean_uplift == pytest.approx(0.06, abs=0.001)
+    assert json.loads(rules.to_json())[0]["conditions"] == [
+        {"feature": "x0", "op": "<=", "value": 0.5}
+    ]
 
 
 def test_value_share_is_one_for_a_tree_policy_and_below_one_otherwise():
