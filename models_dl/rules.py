@@ -25,8 +25,9 @@ value the rules keep on held-out rows.
 Readability: each split threshold is replaced by the roundest number that
 moves at most ``rounding_tolerance`` of the node's rows to the other side
 (0.5 or 0.74 rather than 0.50031 or 0.73917; the rules, their shares and
-:meth:`PolicyRules.predict` all use the rounded value), sibling
-leaves with the same action are merged, bounds on the same feature along a
+:meth:`PolicyRules.predict` all use the rounded value), leaves with the
+same action are merged when they are siblings or neighbouring intervals of
+one feature, bounds on the same feature along a
 path are printed as one interval (``days in (60, 240]``), and categorical
 columns (non-numeric DataFrame columns or ``categorical_features``) are
 one-hot encoded here and read ``region is north`` / ``region is not north``.
@@ -371,7 +372,33 @@ def _build(
     if left.column < 0 and right.column < 0 and left.action == right.action:
         # a split that changes no decision only adds a line to read
         return _Node(rows, action=_leaf_action(profit[rows]))
-    return _Node(rows, column, threshold, decimals, left, right)
+    return _merge_adjacent(_Node(rows, column, threshold, decimals, left, right), profit)
+
+
+def _merge_adjacent(node: _Node, profit: np.ndarray) -> _Node:
+    """Merge two leaves with the same action that are neighbouring intervals of one column.
+
+    ``x <= 0.6 ? (x <= 0.3 ? A : B) : B`` reads as three rules; it is the
+    same function as ``x <= 0.3 ? A : B`` (two rules). Both orientations are
+    handled; the merged leaf's action is recomputed from its rows.
+    """
+    inner, outer_leaf = (node.left, node.right)
+    if inner.column == node.column and outer_leaf.column < 0:
+        near = inner.right  # the part of the left side next to the right side
+        if near.column < 0 and near.action == outer_leaf.action:
+            rows = np.concatenate([near.rows, outer_leaf.rows])
+            merged = _Node(rows, action=_leaf_action(profit[rows]))
+            return _Node(node.rows, inner.column, inner.threshold, inner.decimals,
+                         inner.left, merged)
+    outer_leaf, inner = (node.left, node.right)
+    if inner.column == node.column and outer_leaf.column < 0:
+        near = inner.left
+        if near.column < 0 and near.action == outer_leaf.action:
+            rows = np.concatenate([outer_leaf.rows, near.rows])
+            merged = _Node(rows, action=_leaf_action(profit[rows]))
+            return _Node(node.rows, inner.column, inner.threshold, inner.decimals,
+                         merged, inner.right)
+    return node
 
 
 def policy_rules(

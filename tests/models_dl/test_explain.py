@@ -261,6 +261,20 @@ def test_rules_read_categoricals_and_intervals_naturally():
     assert "region_" not in "\n".join(rules.text)
 
 
+def test_neighbouring_intervals_with_the_same_action_read_as_one_rule():
+    """The tree cuts at 0.6 first (the -0.5 step dominates the squared error),
+    then at 0.3: (0.3, 0.6] and > 0.6 are both "no contact" and merge."""
+    x0 = np.linspace(0.0, 1.0, 1001)
+    X = x0[:, None]
+    uplift = np.select([x0 <= 0.3, x0 <= 0.6], [0.05, -0.01], -0.5)
+    rules = policy_rules(X, uplift)
+    assert rules.text == [
+        "x0 <= 0.3 -> arm 1 (30% of customers, +0.05 conversions each)",
+        "x0 > 0.3 -> no contact (70% of customers)",
+    ]
+    assert np.array_equal(rules.predict(X), np.where(x0 <= 0.3, 0, -1))
+
+
 def test_thresholds_are_the_roundest_number_that_moves_few_rows():
     gap = np.array([0.1, 0.4998, 0.5003, 0.9])
     assert _round_threshold(gap, 0.50005, 0.0) == (0.5, 1)
