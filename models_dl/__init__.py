@@ -15,7 +15,9 @@ early stopping, threads, seeds), :mod:`.balance` (covariate balance test),
 JSON), :mod:`.metrics` (Qini / uplift curves, AUUC, uplift@k, √PEHE),
 :mod:`.calibration`, :mod:`.response` (propensity to buy), :mod:`.sequence`
 (GRU over event histories), :mod:`.synthetic` (demo data with true effects),
-:mod:`.baselines` (causalml learners) and :mod:`.policy` (targeting).
+:mod:`.baselines` (causalml learners), :mod:`.policy` (targeting),
+:mod:`.explain` (uplift drivers and per-customer reasons) and :mod:`.rules`
+(targeting rules in words).
 """
 
 from .registry import (
