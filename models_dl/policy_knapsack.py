@@ -22,10 +22,11 @@ Method (Lagrangian relaxation, then repair and fill):
    upper envelope of lines of slope ``-w_jik``), so customers whose usage is
    the same at both ends of the bracket are settled and later bisection
    steps only revisit the rest: this keeps a million customers fast.
-3. Repair: keep the longest prefix, in order of priced score, that meets
-   every cap exactly (in the callers' units, not the rescaled ones).
-4. Fill: offer what is left to the unchosen customers, best ``a_ik`` first,
-   each taking its best option that still fits.
+3. Repair: take the relaxed choices in order of priced score, skipping any
+   that would break a cap (checked exactly, in the callers' units).
+4. Fill: offer what is left to the unchosen customers, each taking its best
+   option that still fits, ranked by priced score and, separately, by raw
+   profit; the better of the two results is kept.
 
 At the optimal prices the relaxed choice differs from the integer optimum
 only in the few customers at the margin of each binding constraint, so the
@@ -87,11 +88,18 @@ def knapsack_select(problem: KnapsackProblem) -> np.ndarray:
     best_chosen, best_profit = None, -np.inf
     for prices in _settle_prices(score, resources):
         priced = _priced_score(score, resources, prices)
-        chosen = _repair(sub, _best_option(priced), np.max(priced, axis=0))
-        chosen = _fill(sub, sub_allowed, chosen)
-        total = _total_profit(sub, chosen)
-        if total > best_profit:
-            best_chosen, best_profit = chosen, total
+        relaxed = _best_option(priced)
+        # repair: the relaxed choice, best priced score first, skipping what does not fit
+        only_relaxed = np.zeros_like(sub_allowed)
+        only_relaxed[relaxed[relaxed >= 0], np.flatnonzero(relaxed >= 0)] = True
+        repaired = _fill(sub, only_relaxed, np.full(relaxed.size, -1), priced)
+        # fill by priced score (value per unit of the scarce limits) and by raw profit:
+        # either can win, and trying both is cheap next to the price search
+        for rank in (priced, sub.profit):
+            chosen = _fill(sub, sub_allowed, repaired, rank)
+            total = _total_profit(sub, chosen)
+            if total > best_profit:
+                best_chosen, best_profit = chosen, total
     arm[candidates] = best_chosen
     return arm
 
@@ -371,20 +379,9 @@ def _left_after(problem: KnapsackProblem, chosen: np.ndarray) -> _Left:
                      guard=problem.guardrail_cap - guard.sum(axis=0))
 
 
-def _repair(problem: KnapsackProblem, chosen: np.ndarray, priced_best: np.ndarray
-            ) -> np.ndarray:
-    columns = np.flatnonzero(chosen >= 0)
-    columns = columns[np.argsort(-priced_best[columns], kind="stable")]
-    full = _Left(problem.budget, problem.max_contacts, problem.arm_capacity,
-                 problem.guardrail_cap)
-    keep = _longest_fitting_prefix(*_usage_table(problem, chosen[columns], columns), full)
-    repaired = np.full(chosen.size, -1, dtype=np.int64)
-    repaired[columns[:keep]] = chosen[columns[:keep]]
-    return repaired
-
-
-def _fill(problem: KnapsackProblem, allowed: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Greedy fill of what the repaired choice leaves, most profitable option first.
+def _fill(problem: KnapsackProblem, allowed: np.ndarray, chosen: np.ndarray, rank: np.ndarray
+          ) -> np.ndarray:
+    """Greedy fill of what the repaired choice leaves, highest ``rank`` (K, n) option first.
 
     Each round offers every unchosen customer its best option that fits on
     its own, takes the longest fitting prefix, and repeats: the first option
@@ -400,13 +397,13 @@ def _fill(problem: KnapsackProblem, allowed: np.ndarray, chosen: np.ndarray) -> 
             fits = allowed[:, open_] & (problem.spend[:, open_] <= left.budget)
             fits &= (left.per_arm >= 1)[:, None]
             fits &= np.all(problem.guard[:, :, open_] <= left.guard[:, None, None], axis=0)
-        value = np.where(fits, problem.profit[:, open_], -np.inf)
+        value = np.where(fits, rank[:, open_], -np.inf)
         best = np.argmax(value, axis=0)
         has = fits.any(axis=0)
         open_, best = open_[has], best[has]
         if open_.size == 0:
             break
-        ranked = np.argsort(-problem.profit[best, open_], kind="stable")
+        ranked = np.argsort(-rank[best, open_], kind="stable")
         open_, best = open_[ranked], best[ranked]
         take = _longest_fitting_prefix(*_usage_table(problem, best, open_), left)
         chosen[open_[:take]] = best[:take]
