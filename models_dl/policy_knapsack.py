@@ -49,6 +49,7 @@ _ROUNDS = 12
 _FILL_ROUNDS = 200
 _CUTS = 60
 _SAMPLE = 20_000
+_FULL_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -184,29 +185,34 @@ def _usage(weight: np.ndarray, chosen: np.ndarray, columns: np.ndarray | None = 
 def _settle_prices(score: np.ndarray, resources: list[_Resource]) -> list[list[float]]:
     """Price vectors to try for repair and fill.
 
-    Prices are first estimated on a random subsample (limits scaled down in
-    proportion), then refitted on everyone starting from that estimate, so
-    the full-size bisections start from a narrow bracket. When the prices
-    that each fit their own limit do not fit all limits together (they cycle
-    around a kink of the dual) the joint minimum of the dual is searched by
-    cutting planes as well, and every visited vector is a candidate.
+    Coordinate descent: each price in turn is set by bisection to the
+    smallest value at which its limit fits. When the resulting prices fit
+    each limit alone but not all together (they cycle around a kink of the
+    dual, typical when two limits bind) the dual is also minimised jointly
+    by cutting planes, and the visited vectors are all candidates.
+
+    Above ``_SAMPLE`` customers this runs on a random subsample (limits
+    scaled in proportion); its prices are then refitted on everyone by one
+    round of bisections that start from a narrow bracket around them. Both
+    vectors are candidates; repair and fill absorb the sampling error.
     """
     n = score.shape[1]
-    start = [0.0] * len(resources)
-    if n > _SAMPLE:
-        rows = np.sort(np.random.default_rng(0).choice(n, _SAMPLE, replace=False))
-        factor = n / _SAMPLE
-        sample = [_Resource(r.weight * factor if r.weight.shape[1] == 1
-                            else r.weight[:, rows] * factor) for r in resources]
-        start = _settle_prices(score[:, rows], sample)[-1]
-    return _coordinate_prices(score, resources, start)
+    if n <= _SAMPLE:
+        return _coordinate_prices(score, resources, [0.0] * len(resources), _ROUNDS)
+    rows = np.sort(np.random.default_rng(0).choice(n, _SAMPLE, replace=False))
+    factor = n / _SAMPLE
+    sample = [_Resource(r.weight * factor if r.weight.shape[1] == 1
+                        else r.weight[:, rows] * factor) for r in resources]
+    estimate = _settle_prices(score[:, rows], sample)[-1]
+    return [estimate] + _coordinate_prices(score, resources, estimate, _FULL_ROUNDS,
+                                           ceiling=2.0 * max(estimate))
 
 
-def _coordinate_prices(score: np.ndarray, resources: list[_Resource], start: list[float]
-                       ) -> list[list[float]]:
+def _coordinate_prices(score: np.ndarray, resources: list[_Resource], start: list[float],
+                       rounds: int, ceiling: float | None = None) -> list[list[float]]:
     prices = list(start)
     visited: list[list[float]] = []
-    for _ in range(_ROUNDS):
+    for _ in range(rounds):
         moved = False
         visited = []
         for j, resource in enumerate(resources):
@@ -221,7 +227,8 @@ def _coordinate_prices(score: np.ndarray, resources: list[_Resource], start: lis
             break
     if np.all(_dual(score, resources, prices)[1] >= 0):
         return [prices]
-    return visited + [prices, _cutting_plane_prices(score, resources, visited + [prices])]
+    return visited + [prices, _cutting_plane_prices(score, resources, visited + [prices],
+                                                    ceiling)]
 
 
 def _dual(score: np.ndarray, resources: list[_Resource], prices: list[float]
@@ -235,15 +242,18 @@ def _dual(score: np.ndarray, resources: list[_Resource], prices: list[float]
 
 
 def _cutting_plane_prices(score: np.ndarray, resources: list[_Resource],
-                          starts: list[list[float]]) -> list[float]:
+                          starts: list[list[float]], ceiling: float | None = None
+                          ) -> list[float]:
     """Minimise the dual by Kelley's cutting planes (an LP in the few prices).
 
     Used only when coordinate descent cycles, which happens when two or more
     limits bind together. The dual is at most its value at zero prices, the
     total positive profit ``S``, and at least ``sum_j lambda_j``, so the
-    optimal prices lie in the box ``[0, S]``.
+    optimal prices lie in the box ``[0, S]``; a caller that knows the prices
+    roughly (from a subsample) passes a tighter ``ceiling``.
     """
-    ceiling = float(np.maximum(score.max(axis=0), 0.0).sum())
+    if ceiling is None or ceiling <= 0:
+        ceiling = float(np.maximum(score.max(axis=0), 0.0).sum())
     points = [list(p) for p in starts]
     cuts = [_dual(score, resources, p) for p in points]
     best = int(np.argmin([value for value, _ in cuts]))
@@ -381,32 +391,38 @@ def _left_after(problem: KnapsackProblem, chosen: np.ndarray) -> _Left:
 
 def _fill(problem: KnapsackProblem, allowed: np.ndarray, chosen: np.ndarray, rank: np.ndarray
           ) -> np.ndarray:
-    """Greedy fill of what the repaired choice leaves, highest ``rank`` (K, n) option first.
+    """Greedy fill of what the current choice leaves, highest ``rank`` (K, n) option first.
 
-    Each round offers every unchosen customer its best option that fits on
-    its own, takes the longest fitting prefix, and repeats: the first option
-    that did not fit no longer fits on its own, so every round makes progress.
+    Each round offers every open customer its best option that fits on its
+    own, takes the longest fitting prefix, and repeats: the first option that
+    did not fit no longer fits on its own, so every round makes progress.
+    Customers with nothing that fits are dropped for good (what is left only
+    shrinks, except a guardrail that a helpful contact relaxes; this greedy
+    does not go back for those).
     """
     chosen = chosen.copy()
+    left = _left_after(problem, chosen)
+    open_ = np.flatnonzero((chosen < 0) & allowed.any(axis=0))
     for _ in range(_FILL_ROUNDS):
-        left = _left_after(problem, chosen)
-        if left.contacts < 1:
+        if left.contacts < 1 or open_.size == 0:
             break
-        open_ = np.flatnonzero(chosen < 0)
         with np.errstate(invalid="ignore"):
             fits = allowed[:, open_] & (problem.spend[:, open_] <= left.budget)
             fits &= (left.per_arm >= 1)[:, None]
             fits &= np.all(problem.guard[:, :, open_] <= left.guard[:, None, None], axis=0)
-        value = np.where(fits, rank[:, open_], -np.inf)
-        best = np.argmax(value, axis=0)
         has = fits.any(axis=0)
-        open_, best = open_[has], best[has]
+        open_, fits = open_[has], fits[:, has]
         if open_.size == 0:
             break
+        best = np.argmax(np.where(fits, rank[:, open_], -np.inf), axis=0)
         ranked = np.argsort(-rank[best, open_], kind="stable")
         open_, best = open_[ranked], best[ranked]
-        take = _longest_fitting_prefix(*_usage_table(problem, best, open_), left)
+        spend, one_hot, guard = _usage_table(problem, best, open_)
+        take = _longest_fitting_prefix(spend, one_hot, guard, left)
         chosen[open_[:take]] = best[:take]
-        if take == open_.size:
-            break
+        with np.errstate(over="ignore", invalid="ignore"):
+            left = _Left(budget=left.budget - spend[:take].sum(), contacts=left.contacts - take,
+                         per_arm=left.per_arm - one_hot[:take].sum(axis=0),
+                         guard=left.guard - guard[:take].sum(axis=0))
+        open_ = open_[take:]
     return chosen
