@@ -192,9 +192,8 @@ def _settle_prices(score: np.ndarray, resources: list[_Resource]) -> list[list[f
     by cutting planes, and the visited vectors are all candidates.
 
     Above ``_SAMPLE`` customers this runs on a random subsample (limits
-    scaled in proportion); its prices are then refitted on everyone by one
-    round of bisections that start from a narrow bracket around them. Both
-    vectors are candidates; repair and fill absorb the sampling error.
+    scaled in proportion); its prices are then refitted on everyone by a few
+    rounds of bisections that start from a narrow bracket around them.
     """
     n = score.shape[1]
     if n <= _SAMPLE:
@@ -204,8 +203,10 @@ def _settle_prices(score: np.ndarray, resources: list[_Resource]) -> list[list[f
     sample = [_Resource(r.weight * factor if r.weight.shape[1] == 1
                         else r.weight[:, rows] * factor) for r in resources]
     estimate = _settle_prices(score[:, rows], sample)[-1]
-    return [estimate] + _coordinate_prices(score, resources, estimate, _FULL_ROUNDS,
-                                           ceiling=2.0 * max(estimate))
+    refitted = _coordinate_prices(score, resources, estimate, _FULL_ROUNDS,
+                                  ceiling=2.0 * max(estimate))
+    # a single vector means the refit settled on prices that fit every limit: use it alone
+    return refitted if len(refitted) == 1 else [estimate] + refitted
 
 
 def _coordinate_prices(score: np.ndarray, resources: list[_Resource], start: list[float],
@@ -223,7 +224,7 @@ def _coordinate_prices(score: np.ndarray, resources: list[_Resource], start: lis
                 prices = prices.copy()
                 prices[j] = price
                 visited.append(prices)
-        if not moved:
+        if not moved or len(resources) == 1:  # one price has nothing else to adjust to
             break
     if np.all(_dual(score, resources, prices)[1] >= 0):
         return [prices]
@@ -334,7 +335,7 @@ def _smallest_fitting_price(base: np.ndarray, weight: np.ndarray, guess: float) 
     while high_bits - low_bits > 1 and open_.size:
         middle_bits = (low_bits + high_bits) // 2
         middle = float(np.int64(middle_bits).view(np.float64))
-        if middle - float(np.int64(low_bits).view(np.float64)) <= 1e-12 * middle:
+        if middle - float(np.int64(low_bits).view(np.float64)) <= 1e-10 * middle:
             break
         used = choose(middle, open_)
         if settled + used.sum() <= 1.0:
