@@ -15,7 +15,9 @@ early stopping, threads, seeds), :mod:`.balance` (covariate balance test),
 JSON), :mod:`.metrics` (Qini / uplift curves, AUUC, uplift@k, √PEHE),
 :mod:`.calibration`, :mod:`.response` (propensity to buy), :mod:`.sequence`
 (GRU over event histories), :mod:`.synthetic` (demo data with true effects),
-:mod:`.baselines` (causalml learners) and :mod:`.policy` (targeting).
+:mod:`.baselines` (causalml learners), :mod:`.policy` (targeting, with the
+knapsack in :mod:`.policy_knapsack`) and :mod:`.policy_evaluation` (held-out
+IPW / doubly robust value of a targeting policy).
 """
 
 from .registry import (

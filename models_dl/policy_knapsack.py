@@ -45,7 +45,7 @@ from scipy.optimize import linprog
 # above this never matter; a finite bound keeps every product finite.
 _PRICE_MAX = 1e100
 _WEIGHT_MAX = 1e100
-_ROUNDS = 12
+_ROUNDS = 6
 _FILL_ROUNDS = 200
 _CUTS = 60
 _SAMPLE = 20_000
