@@ -6,7 +6,7 @@ Option ``(i, k)`` earns ``a_ik`` and uses ``w_jik`` of each resource ``j``
 guardrail events); each resource has a cap ``C_j``. Maximise ``sum a`` over
 the chosen options subject to ``sum w_j <= C_j`` for every ``j``. Options with
 ``a_ik <= 0`` are never chosen: a contact expected to lose money is refused
-even where it would help no constraint.
+even where it would free room under a limit for someone else.
 
 Method (Lagrangian relaxation, then repair and fill):
 
@@ -22,6 +22,12 @@ Method (Lagrangian relaxation, then repair and fill):
    upper envelope of lines of slope ``-w_jik``), so customers whose usage is
    the same at both ends of the bracket are settled and later bisection
    steps only revisit the rest: this keeps a million customers fast.
+   When the prices stop moving but do not fit all limits together (two or
+   more limits binding at a kink of the dual), the dual is minimised
+   jointly by Kelley's cutting planes (a small LP in the prices).
+   Above 20,000 customers all this runs on a random subsample with the
+   limits scaled in proportion, and the prices are refitted on everyone
+   from a narrow bracket around the subsample's.
 3. Repair: take the relaxed choices in order of priced score, skipping any
    that would break a cap (checked exactly, in the callers' units).
 4. Fill: offer what is left to the unchosen customers, each taking its best
@@ -30,8 +36,9 @@ Method (Lagrangian relaxation, then repair and fill):
 
 At the optimal prices the relaxed choice differs from the integer optimum
 only in the few customers at the margin of each binding constraint, so the
-result is within a few customers' profit of the optimum (tests compare it
-with ``scipy.optimize.milp``).
+result is within a few customers' profit of the optimum: on 250 random
+40 x 3 problems with every kind of limit it was within half the largest
+single profit of ``scipy.optimize.milp``'s optimum (the tests check 50).
 """
 
 from __future__ import annotations
