@@ -34,6 +34,12 @@ is a multiple-choice knapsack, solved near-optimally by
 :mod:`.policy_knapsack` (Lagrangian prices, then repair and greedy fill).
 With one arm, equal costs and only a budget or a count it reduces to
 "contact the most profitable customers first", which it then returns exactly.
+
+Wiring. Pass the champion model's per-arm effects (``predict``, ``(n, K)``)
+as ``uplift`` and, for conversion costs, its per-arm outcome predictions
+(``predict_outcomes(X)[:, 1:]``) as ``treated_outcome``. The returned
+``arm`` is what :func:`models_dl.policy_evaluation.policy_value` takes to
+evaluate the list on an experiment's held-out rows.
 """
 
 from __future__ import annotations
@@ -136,7 +142,7 @@ def _inputs(uplift, value, cost, conversion_cost, treated_outcome, guardrail_upl
     if uplift.ndim not in (1, 2):
         raise ValueError(f"uplift must have shape (n,) or (n, K), got {uplift.shape}")
     one_arm = uplift.ndim == 1
-    uplift = uplift.reshape(uplift.shape[0], -1)
+    uplift = uplift[:, None] if one_arm else uplift
     n, n_arms = uplift.shape
     value = _non_negative_number("value_per_conversion", value)
     cost = _per_arm("cost_per_contact", cost, n_arms)

@@ -76,6 +76,19 @@ def test_extreme_magnitudes_do_not_overflow():
     assert huge_costs.order.size == 1 and huge_costs.total_cost == 1e308
 
 
+def test_empty_lists_and_zero_limits():
+    empty = targeting_select(np.zeros(0), value_per_conversion=1, cost_per_contact=1)
+    assert empty.order.size == 0 and empty.curve_profit.tolist() == [0.0]
+    profitable = np.ones((3, 2))  # profit 0.5 in each arm at cost 0.5
+    assert targeting_select(profitable, value_per_conversion=1, cost_per_contact=0.5,
+                            budget=0).arm.tolist() == [-1, -1, -1]
+    assert targeting_select(profitable, value_per_conversion=1, cost_per_contact=0.0,
+                            budget=0).arm.tolist() == [0, 0, 0]  # free contacts spend nothing
+    capped = targeting_select(profitable, value_per_conversion=1, cost_per_contact=0.5,
+                              guardrail_uplift=np.ones((3, 2, 1)), guardrail_cap=[2.5])
+    assert capped.order.size == 2 and capped.guardrail_total == pytest.approx([2.0])
+
+
 @pytest.mark.parametrize(("arguments", "name"), [
     (dict(cost_per_contact=[1.0, -1.0]), "cost_per_contact"),
     (dict(cost_per_contact=[1.0, 1.0, 1.0]), "cost_per_contact"),
