@@ -5,7 +5,7 @@ one cutoff (the job's start, so every chunk sees the same point in time),
 starting from the latest behaviour snapshot when there is one
 (marketing.behaviour_snapshots), predicts, and replaces that chunk's score
 rows in one transaction. Running a job twice therefore gives the same rows,
-and chunks can run on different workers (experiments.tasks fans them out
+and chunks can run on different workers (modelling.tasks fans them out
 with a Celery chord).
 """
 

@@ -15,9 +15,10 @@ early stopping, threads, seeds), :mod:`.balance` (covariate balance test),
 JSON), :mod:`.metrics` (Qini / uplift curves, AUUC, uplift@k, √PEHE),
 :mod:`.calibration`, :mod:`.response` (propensity to buy), :mod:`.sequence`
 (GRU over event histories), :mod:`.synthetic` (demo data with true effects),
-:mod:`.baselines` (causalml learners), :mod:`.policy` (targeting),
-:mod:`.explain` (uplift drivers and per-customer reasons) and :mod:`.rules`
-(targeting rules in words).
+:mod:`.baselines` (causalml learners), :mod:`.policy` (targeting, with the
+knapsack in :mod:`.policy_knapsack`), :mod:`.policy_evaluation` (held-out
+IPW / doubly robust value of a targeting policy), :mod:`.explain` (uplift
+drivers and per-customer reasons) and :mod:`.rules` (targeting rules in words).
 """
 
 from .registry import (
