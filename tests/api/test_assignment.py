@@ -2,9 +2,9 @@
 
 import pytest
 
-from experiments.assignment import assign_customer
+from experiments.assignment import assign_customer, assign_customers
 from experiments.models import Assignment, Experiment
-from experiments.services import ArmSpec, assign_customers, experiment_transition
+from experiments.services import ArmSpec, experiment_transition
 from marketing.services import segment_create
 from tests.api.conftest import rows_of
 from tests.factories import T0, attributes_declare, customer_make, experiment_make
