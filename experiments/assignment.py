@@ -128,6 +128,8 @@ def assign_customer(
     arms = _arms_with_facts(experiment, customer, now)
     state = _state(experiment, arms)
     stored = next((i for i, a in enumerate(arms) if a._assignment_id is not None), -1)
+    # The customer's own facts ride on every arm row; they are absent when the
+    # experiment is not running (the rules stop before needing them).
     facts = arms[0] if arms else None
     rival = getattr(facts, "_rival", None)
     decided = assignment_decide(
@@ -137,6 +139,7 @@ def assign_customer(
     reason = Reason(decided.reason[0])
     if reason == Reason.ALREADY_ASSIGNED:
         arm = arms[stored]
+        # The stored row, from the columns the facts query already read.
         assignment = Assignment.from_db(
             Assignment.objects.db, ["id", "experiment_id", "customer_id", "arm_id", "assigned_at"],
             [arm._assignment_id, experiment.id, customer.id, arm.id, arm._assigned_at])
