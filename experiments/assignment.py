@@ -1,30 +1,47 @@
-"""Assigning customers to arms: one customer at a time or a whole segment.
+"""Assigning customers to arms: one customer, a list of CRM ids, or a whole segment.
 
-The arm itself comes from experiments.hashing (a pure function); this module
-adds the rules around it, in this order, each giving a reason when it says no:
+The decision itself is one pure function, experiments.assignment_rules
+(rules, their order and the words of every reason; the arm from
+experiments.hashing). The three entry points here only feed it: each reads
+its customers' facts (stored arm, eligibility as of now, a rival assignment
+in the same layer, consent) in as few queries as it can, calls
+``assignment_decide`` and writes the rows it decided.
 
-1. the experiment must be running;
-2. a stored assignment wins (so weight changes never reshuffle anyone);
-3. the customer must be in the eligibility segment (as of now);
-4. the customer must fall in the traffic sample;
-5. mutual exclusion: no assignment in another experiment of the same layer;
-6. consent: a customer without marketing consent is not enrolled in an
-   experiment that has any contact arm. Sending them all to control instead
-   would make control differ from treatment by consent, biasing the effect.
+Concurrent writers: the unique constraint on (experiment, customer) keeps
+one row. ``assign_customer`` and ``assign_customers`` insert with
+ignore_conflicts and answer with the row that is stored, so two callers
+racing for the same customer both return the winner's arm.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import (
+    CharField,
+    Exists,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.utils import timezone
 
 from core.db.bulk import rows_insert
-from experiments.hashing import choose_arm, in_traffic
+from core.db.lookups import values_matching
+from experiments.assignment_rules import (
+    ExperimentState,
+    Reason,
+    assignment_decide,
+    reason_text,
+)
 from experiments.models import Arm, Assignment, Experiment
 from marketing.models import Customer
 from marketing.segment_rules import segment_members
@@ -48,45 +65,89 @@ class BatchAssignmentResult:
     other_layer_experiment: int
 
 
-def _arms(experiment: Experiment) -> list[Arm]:
-    return list(experiment.arms.order_by("id"))
+@dataclass(frozen=True)
+class BulkAssignmentResult:
+    # One per requested customer, in request order: (external id, Arm or None, reason, created).
+    decisions: list[tuple[str, Arm | None, str, bool]]
+    rejected: list[dict]
 
 
-def _layer_conflict(experiment: Experiment):
-    """Subquery: the customer holds an assignment in another experiment of this layer."""
-    return Exists(Assignment.objects.filter(
-        customer=OuterRef("pk"), experiment__layer=experiment.layer,
-    ).exclude(experiment=experiment))
+def _state(experiment: Experiment, arms: Sequence[Arm]) -> ExperimentState:
+    return ExperimentState(
+        status=experiment.status, running=experiment.status == Experiment.Status.RUNNING,
+        salt=experiment.salt, traffic_fraction=experiment.traffic_fraction,
+        weights=tuple(a.weight for a in arms),
+        any_arm_contacts=any(a.contacts_customer for a in arms),
+        # Only a running experiment gets as far as the segment rule.
+        segment_key=(experiment.eligibility_segment.key if experiment.eligibility_segment_id
+                     and experiment.status == Experiment.Status.RUNNING else ""),
+        layer=experiment.layer,
+    )
+
+
+def _stored_arm(experiment: Experiment) -> Subquery:
+    """Per customer row: the arm id of its stored assignment, NULL for none."""
+    return Subquery(Assignment.objects.filter(
+        experiment=experiment, customer=OuterRef("pk")).values("arm_id")[:1])
+
+
+def _rivals(experiment: Experiment, customer) -> QuerySet:
+    """The customer's assignments in other experiments of this layer, oldest first."""
+    return (Assignment.objects.filter(customer=customer, experiment__layer=experiment.layer)
+            .exclude(experiment=experiment).order_by("pk"))
+
+
+def _rival_key(experiment: Experiment, customer) -> Subquery | Value:
+    """The key of the experiment named in the layer reason; NULL without a rival or a layer."""
+    if not experiment.layer:
+        return Value(None, output_field=CharField())
+    return Subquery(_rivals(experiment, customer).values("experiment__key")[:1])
+
+
+def _eligible(experiment: Experiment, customer, now: datetime) -> Exists | Value:
+    if not experiment.eligibility_segment_id:
+        return Value(True)
+    members = segment_members(experiment.eligibility_segment.rule, as_of=now)
+    return Exists(members.filter(pk=customer))
+
+
+def _index(arms: Sequence[Arm]) -> dict[int | None, int]:
+    """Arm id -> position in ``arms``; None (no stored arm) -> -1."""
+    return {None: -1, **{a.id: i for i, a in enumerate(arms)}}
 
 
 def assign_customer(
     *, experiment: Experiment, customer: Customer, now: datetime | None = None
 ) -> AssignmentDecision:
-    """Return the customer's arm (creating the assignment) or the reason for none."""
-    stored = Assignment.objects.filter(experiment=experiment, customer=customer).select_related(
-        "arm").first()
-    if stored:
-        return AssignmentDecision(stored.arm, "already assigned", assignment=stored)
-    if experiment.status != Experiment.Status.RUNNING:
-        return AssignmentDecision(None, f"experiment is {experiment.status}, not running")
+    """Return the customer's arm (creating the assignment) or the reason for none.
+
+    One query reads the arms and every fact about the customer; a new
+    assignment adds the insert and the read-back of the stored row.
+    """
     now = now or timezone.now()
-    if experiment.eligibility_segment_id:
-        rule = experiment.eligibility_segment.rule
-        if not segment_members(rule, as_of=now).filter(pk=customer.pk).exists():
-            return AssignmentDecision(
-                None, f"not in eligibility segment {experiment.eligibility_segment.key}")
-    if not in_traffic(experiment.salt, customer.external_id, experiment.traffic_fraction):
-        return AssignmentDecision(None, "outside the experiment's traffic sample")
-    if experiment.layer:
-        other = (Assignment.objects.filter(customer=customer, experiment__layer=experiment.layer)
-                 .exclude(experiment=experiment).select_related("experiment").first())
-        if other:
-            return AssignmentDecision(
-                None, f"already in experiment {other.experiment.key} of layer {experiment.layer}")
-    arms = _arms(experiment)
-    if not customer.marketing_consent and any(a.contacts_customer for a in arms):
-        return AssignmentDecision(None, "no marketing consent")
-    arm = arms[choose_arm(experiment.salt, customer.external_id, [a.weight for a in arms])]
+    arms = _arms_with_facts(experiment, customer, now)
+    state = _state(experiment, arms)
+    stored = next((i for i, a in enumerate(arms) if a._assignment_id is not None), -1)
+    # The customer's own facts ride on every arm row; they are absent when the
+    # experiment is not running (the rules stop before needing them).
+    facts = arms[0] if arms else None
+    rival = getattr(facts, "_rival", None)
+    decided = assignment_decide(
+        state=state, external_ids=[customer.external_id], consent=[customer.marketing_consent],
+        stored_arm=[stored], eligible=[getattr(facts, "_eligible", True)],
+        other_layer=[rival is not None])
+    reason = Reason(decided.reason[0])
+    if reason == Reason.ALREADY_ASSIGNED:
+        arm = arms[stored]
+        # The stored row, from the columns the facts query already read.
+        assignment = Assignment.from_db(
+            Assignment.objects.db, ["id", "experiment_id", "customer_id", "arm_id", "assigned_at"],
+            [arm._assignment_id, experiment.id, customer.id, arm.id, arm._assigned_at])
+        assignment.experiment, assignment.customer, assignment.arm = experiment, customer, arm
+        return AssignmentDecision(arm, reason_text(reason, state), assignment=assignment)
+    if reason != Reason.ASSIGNED:
+        return AssignmentDecision(None, reason_text(reason, state, other_experiment=rival or ""))
+    arm = arms[decided.arm[0]]
     with transaction.atomic():
         # A concurrent request may have assigned the customer meanwhile: the
         # unique constraint keeps one row and both callers return that row.
@@ -96,24 +157,110 @@ def assign_customer(
         )
     saved = Assignment.objects.select_related("arm").get(experiment=experiment, customer=customer)
     created = saved.arm_id == arm.id and saved.assigned_at == now
-    return AssignmentDecision(saved.arm, "assigned" if created else "already assigned",
-                              created=created, assignment=saved)
+    return AssignmentDecision(saved.arm, reason_text(
+        Reason.ASSIGNED if created else Reason.ALREADY_ASSIGNED, state),
+        created=created, assignment=saved)
+
+
+def _arms_with_facts(experiment: Experiment, customer: Customer, now: datetime) -> list[Arm]:
+    """The experiment's arms in id order, each row carrying the customer's facts.
+
+    ``_assignment_id`` and ``_assigned_at`` come from a LEFT JOIN on the
+    customer's assignment, so they are set on the stored arm's row only.
+    ``_eligible`` and ``_rival`` do not depend on the arm: uncorrelated
+    subqueries, which both databases evaluate once per query. They are only
+    read for a running experiment (the rules stop earlier otherwise).
+    """
+    arms = experiment.arms.order_by("id").annotate(
+        mine=FilteredRelation("assignments", condition=Q(assignments__customer=customer)),
+        _assignment_id=F("mine__id"), _assigned_at=F("mine__assigned_at"))
+    if experiment.status == Experiment.Status.RUNNING:
+        arms = arms.annotate(_eligible=_eligible(experiment, customer.pk, now),
+                             _rival=_rival_key(experiment, customer.pk))
+    return list(arms)
+
+
+def assign_customers(
+    *, experiment: Experiment, external_ids: Sequence[object], now: datetime | None = None,
+) -> BulkAssignmentResult:
+    """``assign_customer`` for many CRM ids, in a few queries.
+
+    Unknown customers are rejected with their index and then nothing is
+    written. A customer listed twice gets the same answer twice.
+    """
+    wanted = sorted({e for e in external_ids if isinstance(e, str) and "\x00" not in e})
+    now = now or timezone.now()
+    arms = list(experiment.arms.order_by("id"))
+    state = _state(experiment, arms)
+    customers = Customer.objects.annotate(_stored_arm=_stored_arm(experiment))
+    if state.running:
+        customers = customers.annotate(_eligible=_eligible(experiment, OuterRef("pk"), now),
+                                       _rival=_rival_key(experiment, OuterRef("pk")))
+    else:
+        customers = customers.annotate(_eligible=Value(True),
+                                       _rival=Value(None, output_field=CharField()))
+    facts = list(values_matching(customers.values_list(
+        "external_id", "id", "marketing_consent", "_stored_arm", "_eligible", "_rival"),
+        "external_id", wanted))
+    found = {row[0] for row in facts}
+    rejected = [
+        {"index": i, "errors": {"customer": f"no customer with external_id {e!r}"}}
+        for i, e in enumerate(external_ids) if not isinstance(e, str) or e not in found
+    ]
+    if rejected:
+        return BulkAssignmentResult([], rejected)
+
+    index = _index(arms)
+    ids, pks, consent, stored, eligible, rivals = zip(*facts, strict=True) if facts else ((),) * 6
+    decided = assignment_decide(
+        state=state, external_ids=ids, consent=np.array(consent, dtype=bool),
+        stored_arm=np.array([index[a] for a in stored], dtype=np.int64),
+        eligible=np.array(eligible, dtype=bool),
+        other_layer=np.array([r is not None for r in rivals], dtype=bool))
+    answers: dict[str, tuple[Arm | None, str, bool]] = {}
+    for e, arm_index, reason, rival in zip(ids, decided.arm, decided.reason, rivals, strict=True):
+        answers[e] = (arms[arm_index] if arm_index >= 0 else None,
+                      reason_text(reason, state, other_experiment=rival or ""), False)
+    chosen = {pks[i]: (ids[i], arms[decided.arm[i]])
+              for i in np.flatnonzero(decided.reason == Reason.ASSIGNED)}
+    if chosen:
+        with transaction.atomic():
+            # As in assign_customer: a concurrent assignment keeps its row.
+            Assignment.objects.bulk_create(
+                [Assignment(experiment=experiment, customer_id=pk, arm=arm, assigned_at=now)
+                 for pk, (_, arm) in chosen.items()], batch_size=2_000, ignore_conflicts=True)
+        arms_by_id = {a.id: a for a in arms}
+        for chunk in _chunks(list(chosen)):
+            for pk, arm_id, assigned_at in Assignment.objects.filter(
+                experiment=experiment, customer_id__in=chunk,
+            ).values_list("customer_id", "arm_id", "assigned_at"):
+                external_id, arm = chosen[pk]
+                mine = arm_id == arm.id and assigned_at == now
+                answers[external_id] = (arms_by_id[arm_id], reason_text(
+                    Reason.ASSIGNED if mine else Reason.ALREADY_ASSIGNED, state), mine)
+    return BulkAssignmentResult([(e, *answers[e]) for e in external_ids], [])
+
+
+def _chunks(values: Sequence, size: int = 5_000):
+    """Slices of at most ``size``: SQLite caps the parameters of one query."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def _candidate_chunks(experiment: Experiment, now: datetime, chunk_size: int) -> Iterator[list]:
-    """Eligible customers in primary-key order, a chunk at a time (keyset paging)."""
+    """Eligible customers in primary-key order, a chunk at a time (keyset paging).
+
+    Rows: (id, external_id, marketing_consent, stored arm id or None, has a rival in the layer).
+    """
     if experiment.eligibility_segment_id:
         customers = segment_members(experiment.eligibility_segment.rule, as_of=now)
     else:
         customers = Customer.objects.all()
-    customers = customers.annotate(
-        _assigned=Exists(Assignment.objects.filter(experiment=experiment, customer=OuterRef("pk"))),
-    )
-    if experiment.layer:
-        customers = customers.annotate(_other_layer=_layer_conflict(experiment))
-    fields = ["id", "external_id", "marketing_consent", "_assigned"]
-    if experiment.layer:
-        fields.append("_other_layer")
+    # A flag is all the counts need: EXISTS stops at the first rival.
+    rival = (Exists(_rivals(experiment, OuterRef("pk"))) if experiment.layer
+             else Value(False))
+    customers = customers.annotate(_stored_arm=_stored_arm(experiment), _rival=rival)
+    fields = ["id", "external_id", "marketing_consent", "_stored_arm", "_rival"]
     last_id = 0
     while True:
         chunk = list(customers.filter(id__gt=last_id).order_by("id").values_list(*fields)[:chunk_size])
@@ -128,35 +275,40 @@ def assign_segment(
 ) -> BatchAssignmentResult:
     """Assign every eligible customer not yet assigned, in chunks.
 
-    Memory is bounded by ``chunk_size``; each chunk is one transaction, so an
-    interrupted run resumes where it stopped when called again.
+    Candidates are the eligibility segment's members (everyone without a
+    segment), so the eligibility rule holds for each. Memory is bounded by
+    ``chunk_size``; each chunk is one transaction, so an interrupted run
+    resumes where it stopped when called again. A stopped or draft
+    experiment is refused outright rather than counted customer by customer.
     """
     if experiment.status != Experiment.Status.RUNNING:
         raise ValueError(f"experiment {experiment.key} is {experiment.status}, not running")
     now = now or timezone.now()
-    arms = _arms(experiment)
-    weights = [a.weight for a in arms]
-    needs_consent = any(a.contacts_customer for a in arms)
-    counts = dict(considered=0, assigned=0, already_assigned=0, outside_traffic=0,
-                  no_consent=0, other_layer_experiment=0)
+    arms = list(experiment.arms.order_by("id"))
+    state = _state(experiment, arms)
+    index = _index(arms)
+    arm_ids = np.array([a.id for a in arms], dtype=np.int64)
+    counts = np.zeros(len(Reason), dtype=np.int64)
+    assigned = 0
     for chunk in _candidate_chunks(experiment, now, chunk_size):
-        rows = []
-        for customer_id, external_id, consent, assigned, *other_layer in chunk:
-            counts["considered"] += 1
-            if assigned:
-                counts["already_assigned"] += 1
-            elif not in_traffic(experiment.salt, external_id, experiment.traffic_fraction):
-                counts["outside_traffic"] += 1
-            elif other_layer and other_layer[0]:
-                counts["other_layer_experiment"] += 1
-            elif needs_consent and not consent:
-                counts["no_consent"] += 1
-            else:
-                arm = arms[choose_arm(experiment.salt, external_id, weights)]
-                rows.append((experiment.id, customer_id, arm.id, now))
+        pks, ids, consent, stored, rival = zip(*chunk, strict=True)
+        decided = assignment_decide(
+            state=state, external_ids=ids, consent=np.array(consent, dtype=bool),
+            stored_arm=np.array([index[a] for a in stored], dtype=np.int64),
+            eligible=np.ones(len(chunk), dtype=bool), other_layer=np.array(rival, dtype=bool))
+        counts += np.bincount(decided.reason, minlength=len(Reason))
+        new = np.flatnonzero(decided.reason == Reason.ASSIGNED)
+        new_arms = arm_ids[decided.arm[new]].tolist()
+        rows = [(experiment.id, pks[i], arm_id, now) for i, arm_id in zip(new.tolist(), new_arms,
+                                                                           strict=True)]
         with transaction.atomic():
-            counts["assigned"] += _insert_assignments(rows)
-    return BatchAssignmentResult(**counts)
+            assigned += _insert_assignments(rows)
+    return BatchAssignmentResult(
+        considered=int(counts.sum()), assigned=assigned,
+        already_assigned=int(counts[Reason.ALREADY_ASSIGNED]),
+        outside_traffic=int(counts[Reason.OUTSIDE_TRAFFIC]),
+        no_consent=int(counts[Reason.NO_CONSENT]),
+        other_layer_experiment=int(counts[Reason.OTHER_LAYER]))
 
 
 def _insert_assignments(rows: list[tuple]) -> int:

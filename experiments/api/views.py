@@ -23,13 +23,12 @@ from core.api.schema import bulk_error_responses, error_responses
 from core.api.serializers import TaskRunSerializer
 from core.api.views import ListView, queued, queued_example
 from experiments.api import serializers as s
-from experiments.assignment import assign_customer
+from experiments.assignment import assign_customer, assign_customers
 from experiments.models import AnalysisResult, Assignment, Experiment, Exposure
 from experiments.outcomes import outcome_sums
 from experiments.services import (
     ArmSpec,
     MetricSpec,
-    assign_customers,
     conversions_record,
     experiment_create,
     experiment_transition,

@@ -2,9 +2,10 @@
 
 import pytest
 
-from experiments.assignment import assign_customer
+from experiments.assignment import assign_customer, assign_customers
+from experiments.hashing import choose_arm, in_traffic
 from experiments.models import Assignment, Experiment
-from experiments.services import ArmSpec, assign_customers, experiment_transition
+from experiments.services import ArmSpec, experiment_transition
 from marketing.services import segment_create
 from tests.api.conftest import rows_of
 from tests.factories import T0, attributes_declare, customer_make, experiment_make
@@ -56,32 +57,63 @@ def test_an_unknown_customer_or_experiment_is_a_4xx(api):
     assert response.status_code == 404
 
 
-def test_bulk_assignment_agrees_with_assign_customer_for_every_rule():
-    """Same arm and same reason for each customer, whichever path decides."""
+def test_bulk_gives_each_customer_the_reason_of_the_first_rule_it_fails():
     attributes_declare()
     web = segment_create(key="web", name="Web", rule={"attr": "channel", "op": "eq",
                                                       "value": "web"})
-    arms = [ArmSpec("control", 2.0, is_control=True, contacts_customer=False),
-            ArmSpec("a", 1.0), ArmSpec("b", 1.0)]
     other = running(layer="homepage")
+    experiment = running(arms=[ArmSpec("control", 2.0, is_control=True, contacts_customer=False),
+                               ArmSpec("a", 1.0), ArmSpec("b", 1.0)],
+                         layer="homepage", traffic_fraction=0.8, eligibility_segment=web,
+                         salt="bulk")
+    control, a, b = experiment.arms.order_by("id")
+    # Customer i: in the segment unless i % 5 == 0, consent unless i % 7 == 0,
+    # in the other experiment of the layer when i < 20 with consent (its email arm needs
+    # it), stored in arm b when i == 35
+    # (outside the segment and without consent: the stored row still wins).
     customers = [customer_make(channel="web" if i % 5 else "store", consent=i % 7 != 0)
                  for i in range(300)]
-    for c in customers[:20]:
-        assign_customer(experiment=other, customer=c, now=T0)
-    twins = [running(arms=arms, layer="homepage", traffic_fraction=0.8,
-                     eligibility_segment=web, salt="same-salt", key=f"twin_{i}")
-             for i in range(2)]
-    ids = [c.external_id for c in customers]
-    single = [assign_customer(experiment=twins[0], customer=c) for c in customers]
-    # The twins share a layer: clear the first one's rows before the second decides.
-    Assignment.objects.filter(experiment=twins[0]).delete()
-    bulk = assign_customers(experiment=twins[1], external_ids=ids).decisions
-    assert [(d.arm.name if d.arm else None, d.reason) for d in single] == [
-        (arm.name if arm else None, reason) for _, arm, reason, _ in bulk]
-    reasons = {reason for _, _, reason, _ in bulk}
-    assert reasons == {"assigned", "not in eligibility segment web", "no marketing consent",
-                       "outside the experiment's traffic sample",
-                       f"already in experiment {other.key} of layer homepage"}
+    rivals = {i for i, c in enumerate(customers[:20])
+              if assign_customer(experiment=other, customer=c, now=T0).created}
+    assert rivals == {i for i in range(20) if i % 7 != 0}
+    Assignment.objects.create(experiment=experiment, customer=customers[35], arm=b, assigned_at=T0)
+
+    def expected(i, c):
+        if i == 35:
+            return "b", "already assigned"
+        if i % 5 == 0:
+            return None, "not in eligibility segment web"
+        if not in_traffic("bulk", c.external_id, 0.8):
+            return None, "outside the experiment's traffic sample"
+        if i in rivals:
+            return None, f"already in experiment {other.key} of layer homepage"
+        if i % 7 == 0:
+            return None, "no marketing consent"
+        return [control, a, b][choose_arm("bulk", c.external_id, [2, 1, 1])].name, "assigned"
+
+    result = assign_customers(experiment=experiment, external_ids=[c.external_id for c in customers])
+    got = [(arm.name if arm else None, reason) for _, arm, reason, _ in result.decisions]
+    assert got == [expected(i, c) for i, c in enumerate(customers)]
+    assert {reason for _, reason in got} == {
+        "assigned", "already assigned", "not in eligibility segment web", "no marketing consent",
+        "outside the experiment's traffic sample",
+        f"already in experiment {other.key} of layer homepage"}
+    created = sum(1 for *_, new in result.decisions if new)
+    assert created == sum(1 for _, reason in got if reason == "assigned") > 100
+    assert Assignment.objects.filter(experiment=experiment).count() == created + 1
+
+
+def test_bulk_answers_stored_arms_after_the_experiment_stops():
+    experiment = running()
+    customers = [customer_make() for _ in range(3)]
+    first = assign_customer(experiment=experiment, customer=customers[0], now=T0)
+    experiment = experiment_transition(experiment=experiment, to=Experiment.Status.STOPPED)
+    result = assign_customers(experiment=experiment,
+                              external_ids=[c.external_id for c in customers])
+    assert [(arm, reason, new) for _, arm, reason, new in result.decisions] == [
+        (first.arm, "already assigned", False),
+        (None, "experiment is stopped, not running", False),
+        (None, "experiment is stopped, not running", False)]
 
 
 def test_bulk_assigns_many_answers_in_order_and_repeats_nothing(api, django_assert_max_num_queries):

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 from scipy import stats
 
-from experiments.assignment import assign_customer, assign_segment
+from experiments.assignment import BatchAssignmentResult, assign_customer, assign_segment
 from experiments.hashing import choose_arm, in_traffic, unit_hash
 from experiments.models import Arm, Assignment, Experiment
 from experiments.services import ArmSpec, experiment_transition
@@ -101,29 +101,76 @@ def test_traffic_fraction_leaves_the_rest_unassigned():
 
 
 @pytest.mark.django_db
-def test_batch_assignment_agrees_with_single_assignment_and_resumes():
+def test_a_stored_assignment_still_answers_after_the_experiment_stops():
+    experiment = running()
+    customer, newcomer = customer_make(), customer_make()
+    first = assign_customer(experiment=experiment, customer=customer, now=T0)
+    experiment = experiment_transition(experiment=experiment, to=Experiment.Status.STOPPED)
+    again = assign_customer(experiment=experiment, customer=customer)
+    assert (again.arm, again.reason, again.created) == (first.arm, "already assigned", False)
+    assert again.assignment.pk == first.assignment.pk and again.assignment.assigned_at == T0
+    late = assign_customer(experiment=experiment, customer=newcomer)
+    assert (late.arm, late.reason) == (None, "experiment is stopped, not running")
+
+
+@pytest.mark.django_db
+def test_one_customer_costs_one_query_when_stored_and_a_write_when_new(
+        django_assert_num_queries):
+    attributes_declare()
+    segment = segment_create(key="web", name="Web", rule={"attr": "channel", "op": "eq",
+                                                          "value": "web"})
+    experiment = running(eligibility_segment=segment, layer="email")
+    # As the API view loads it: the segment comes with the experiment.
+    experiment = Experiment.objects.select_related("eligibility_segment").get(pk=experiment.pk)
+    customer = customer_make(channel="web")
+    # One read (arms and the customer's facts), then on SQLite savepoint, insert,
+    # release and the read-back of the stored row.
+    with django_assert_num_queries(5):
+        assert assign_customer(experiment=experiment, customer=customer).created
+    with django_assert_num_queries(1):
+        assert assign_customer(experiment=experiment, customer=customer).reason == (
+            "already assigned")
+
+
+@pytest.mark.django_db
+def test_batch_assignment_follows_the_rules_and_resumes():
     attributes_declare()
     customers = [customer_make(channel="web", consent=i % 10 != 0) for i in range(230)]
-    experiment = running(arms=THREE_ARMS, traffic_fraction=0.8, layer="email")
+    experiment = running(arms=THREE_ARMS, traffic_fraction=0.8, layer="email", salt="batch")
     blocker = running(layer="email")
-    inside = [c for c in customers if c.marketing_consent
-              and in_traffic(experiment.salt, c.external_id, 0.8)]
-    assign_customer(experiment=blocker, customer=inside[0])
-    assert assign_customer(experiment=experiment, customer=inside[1]).created
+    inside = [c for c in customers if in_traffic("batch", c.external_id, 0.8)]
+    willing = [c for c in inside if c.marketing_consent]
+    assign_customer(experiment=blocker, customer=willing[0])
+    early = assign_customer(experiment=experiment, customer=willing[1], now=T0)
+    assert early.created
 
     result = assign_segment(experiment=experiment, chunk_size=50)
-    assert result.considered == 230
-    assert result.already_assigned == 1
-    assert result.other_layer_experiment == 1
-    assert result.no_consent == sum(1 for c in customers if not c.marketing_consent
-                                    and in_traffic(experiment.salt, c.external_id, 0.8))
-    assigned = result.assigned + result.already_assigned
-    assert assigned + result.outside_traffic + result.no_consent + result.other_layer_experiment == 230
+    assert result == BatchAssignmentResult(
+        considered=230, assigned=len(willing) - 2, already_assigned=1,
+        outside_traffic=230 - len(inside), no_consent=len(inside) - len(willing),
+        other_layer_experiment=1)
+    assert 0 < result.outside_traffic < 100 and result.no_consent > 0
     arms = list(experiment.arms.order_by("id"))
-    for row in Assignment.objects.filter(experiment=experiment).select_related("customer"):
-        expected = arms[choose_arm(experiment.salt, row.customer.external_id, [2, 1, 1])]
+    rows = list(Assignment.objects.filter(experiment=experiment).select_related("customer"))
+    assert {r.customer_id for r in rows} == {c.id for c in willing[1:]}
+    for row in rows:
+        expected = arms[choose_arm("batch", row.customer.external_id, [2, 1, 1])]
         assert row.arm_id == expected.id
-        assert row.customer.marketing_consent
-        assert in_traffic(experiment.salt, row.customer.external_id, 0.8)
+    early_row = next(r for r in rows if r.customer_id == willing[1].id)
+    assert (early_row.arm_id, early_row.assigned_at) == (early.arm.id, T0)
+
+    # An interrupted run (the last 10 rows never written) resumes with just those;
+    # a stored row wins even after its customer withdrew consent.
+    Assignment.objects.filter(pk__in=sorted(r.pk for r in rows)[-10:]).delete()
+    willing[1].marketing_consent = False
+    willing[1].save(update_fields=["marketing_consent"])
     again = assign_segment(experiment=experiment, chunk_size=50)
-    assert again.assigned == 0 and again.already_assigned == assigned
+    assert (again.assigned, again.already_assigned) == (10, len(rows) - 10)
+    assert again.no_consent == result.no_consent
+    assert assign_segment(experiment=experiment, chunk_size=50).assigned == 0
+
+
+@pytest.mark.django_db
+def test_batch_assignment_refuses_an_experiment_that_is_not_running():
+    with pytest.raises(ValueError, match="is draft, not running"):
+        assign_segment(experiment=experiment_make())
