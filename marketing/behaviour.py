@@ -146,6 +146,12 @@ class BehaviourMetric:
         return IntegerField() if self.aggregation == Aggregation.COUNT else FloatField()
 
 
+def behaviour_metrics_of_window(window_days: int) -> list[BehaviourMetric]:
+    """Every metric the grammar names with a window of ``window_days``."""
+    return [BehaviourMetric(kind, aggregation, window_days)
+            for aggregation in Aggregation for kind in _kinds(aggregation)]
+
+
 def behaviour_metric_parse(name: str) -> BehaviourMetric:
     """The metric a name means; ValueError naming it and the accepted forms when unknown."""
     match = _NAME.match(name) if isinstance(name, str) else None
