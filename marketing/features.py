@@ -9,13 +9,14 @@ scoring it is "now". Per customer:
 - ``revenue_<N>d`` (sum of purchase value) per window;
 - ``days_since_<kind>``: the metric ``days_since_<kind>_<max(windows)>d``
   (days since the last event of the kind within the longest window,
-  ``max(windows) + 1`` when there is none), named without its window.
-
-The behavioural columns are metrics of marketing.behaviour, which defines
-their windows and aggregates; here they are applied to each customer's own
-cutoff with numpy (``BehaviourMetric.contains`` and friends).
+  ``max(windows) + 1`` when there is none), named without its window;
 - optionally the last ``sequence_length`` events (kind, value, days before
   the cutoff) for sequence models.
+
+The behavioural columns are metrics of marketing.behaviour, which defines
+their windows and aggregates (``FeatureSpec.behaviour_metrics``); here they
+are applied to each customer's own cutoff with numpy
+(``BehaviourMetric.contains``, ``event_weights``, ``days_since``).
 
 Per chunk of customers, the database selects the chunk's events in the
 span the cutoffs can reach and numpy applies each customer's windows; memory
@@ -221,9 +222,17 @@ def _window_totals(spec: FeatureSpec, n: int, row: np.ndarray, kind: np.ndarray,
     """
     metrics = spec.totals_metrics
     totals = np.empty((n, len(metrics)))
+    # Metrics of one window share the events' membership, metrics of one
+    # kind the kind mask: each is computed once.
+    in_window: dict[int, np.ndarray] = {}
+    of_kind: dict[int, np.ndarray] = {}
     for column, metric in enumerate(metrics):
+        if metric.window_days not in in_window:
+            in_window[metric.window_days] = membership(metric)
         k = spec.kinds.index(metric.kind) if metric.kind in spec.kinds else -1
-        weights = membership(metric) * (kind == k) * metric.event_weights(value)
+        if k not in of_kind:
+            of_kind[k] = kind == k
+        weights = in_window[metric.window_days] * of_kind[k] * metric.event_weights(value)
         totals[:, column] = np.bincount(row, weights=weights, minlength=n)
     return totals
 
