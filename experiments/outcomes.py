@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from core.db.sql_time import comparable, shifted
 from experiments.models import Assignment, Experiment, Metric
-from marketing.behaviour import behaviour_metric_parse
+from marketing.behaviour import behaviour_metric_parse, behaviour_metric_sql
 from marketing.models import Customer, Event
 from marketing.segment_rules import segment_rule_condition, segment_rule_metrics
 
@@ -117,15 +117,15 @@ def _per_assignment_sql(experiment: Experiment, metrics: Sequence[Metric], *,
     behaviour_start = None
     if behaviour:
         as_of = as_of or timezone.now()
-        parsed = [behaviour_metric_parse(name) for name in sorted(set(behaviour))]
+        parsed = sorted({behaviour_metric_parse(name) for name in behaviour},
+                        key=lambda m: m.name)
         for metric in parsed:
-            value = "1" if metric.aggregate == "count" else "e.value"
-            columns.append(
-                f"SUM(CASE WHEN e.kind = %s AND e.occurred_at >= %s AND e.occurred_at < %s "
-                f"THEN {value} ELSE 0 END) AS {_q(metric.name)}")
-            params += [metric.kind, _at(as_of - timedelta(days=metric.days)), _at(as_of)]
+            value, value_params = behaviour_metric_sql(metric, as_of, event="e")
+            columns.append(f"{value} AS {_q(metric.name)}")
+            params += value_params
         kinds |= {m.kind for m in parsed}
-        behaviour_start = as_of - timedelta(days=max(m.days for m in parsed))
+        # The longest window holds every other one (they all end at as_of).
+        behaviour_start, _ = max(parsed, key=lambda m: m.window_days).window(as_of)
         windows.append(("e.occurred_at >= %s AND e.occurred_at < %s",
                         [_at(behaviour_start), _at(as_of)]))
     joined_sql = " OR ".join(f"({condition})" for condition, _ in windows)

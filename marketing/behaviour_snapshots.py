@@ -3,7 +3,8 @@
 Scoring a million customers as of now would otherwise read every event of
 the longest window on every run (ten million rows for the demo), which is
 most of its cost. A snapshot holds, per customer, the counts and revenue
-per window and the time of the last event of each kind as of ``as_of``.
+per window (``FeatureSpec.totals_metrics``, metrics of marketing.behaviour,
+in that order) and the time of the last event of each kind as of ``as_of``.
 Built once a day (beat, ``behaviour_snapshots_refresh_task``), it serves
 every scoring run after it: at a later cutoff a customer's totals change
 only by the events that entered or left one of the windows in between,

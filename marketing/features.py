@@ -7,10 +7,16 @@ scoring it is "now". Per customer:
 - declared, non-personal CRM attributes (numeric, boolean, categorical);
 - per event kind and window N in ``windows``: ``<kind>s_<N>d`` (count);
 - ``revenue_<N>d`` (sum of purchase value) per window;
-- ``days_since_<kind>``: days since the last event of the kind within the
-  longest window (``max(windows) + 1`` when there is none);
+- ``days_since_<kind>``: the metric ``days_since_<kind>_<max(windows)>d``
+  (days since the last event of the kind within the longest window,
+  ``max(windows) + 1`` when there is none), named without its window;
 - optionally the last ``sequence_length`` events (kind, value, days before
   the cutoff) for sequence models.
+
+The behavioural columns are metrics of marketing.behaviour, which defines
+their windows and aggregates (``FeatureSpec.behaviour_metrics``); here they
+are applied to each customer's own cutoff with numpy
+(``BehaviourMetric.contains``, ``event_weights``, ``days_since``).
 
 Per chunk of customers, the database selects the chunk's events in the
 span the cutoffs can reach and numpy applies each customer's windows; memory
@@ -34,6 +40,7 @@ from django.db import connection
 
 from core.db.columnar import binary_rows_fetch, columns_fetch
 from core.db.sql_time import comparable, days_between
+from marketing.behaviour import US_PER_DAY, Aggregation, BehaviourMetric
 from marketing.models import (
     BehaviourSnapshot,
     BehaviourSnapshotPart,
@@ -64,14 +71,37 @@ class FeatureSpec:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @property
+    def totals_metrics(self) -> list[BehaviourMetric]:
+        """Counts per kind and window, then purchase revenue per window.
+
+        In this order in ``Behaviour.totals`` and in stored snapshots. Revenue
+        is read from the spec's kinds' events only: 0 when purchase is not
+        among them (as it always was, so models keep their training values).
+        """
+        counts = [BehaviourMetric(kind, Aggregation.COUNT, days)
+                  for kind in self.kinds for days in self.windows]
+        return counts + [BehaviourMetric(Event.Kind.PURCHASE, Aggregation.SUM, days)
+                         for days in self.windows]
+
+    @property
+    def recency_metrics(self) -> list[BehaviourMetric]:
+        """Days since the last event of each kind, within the longest window."""
+        return [BehaviourMetric(kind, Aggregation.DAYS_SINCE, max(self.windows))
+                for kind in self.kinds]
+
+    @property
     def totals_columns(self) -> list[str]:
-        """Counts per kind and window, then purchase revenue per window."""
-        columns = [f"{kind}s_{days}d" for kind in self.kinds for days in self.windows]
-        return columns + [f"revenue_{days}d" for days in self.windows]
+        return [metric.name for metric in self.totals_metrics]
 
     @property
     def behaviour_columns(self) -> list[str]:
         return self.totals_columns + [f"days_since_{kind}" for kind in self.kinds]
+
+    @property
+    def behaviour_metrics(self) -> dict[str, BehaviourMetric]:
+        """Each behaviour column and the metric it holds."""
+        return dict(zip(self.behaviour_columns, self.totals_metrics + self.recency_metrics,
+                        strict=True))
 
 
 def feature_spec_default() -> FeatureSpec:
@@ -89,9 +119,6 @@ class FeatureChunk:
 
 def _q(name: str) -> str:
     return connection.ops.quote_name(name)
-
-
-US_PER_DAY = 86_400_000_000
 
 
 def _events_sql(spec: FeatureSpec, ids: np.ndarray, listed: bool, earliest: datetime,
@@ -147,7 +174,9 @@ def behaviour_from_events(spec: FeatureSpec, ids: np.ndarray, cutoffs: np.ndarra
     edge falls on the same side for every customer and every backend.
     """
     n = ids.size
-    horizon = max(spec.windows) * US_PER_DAY
+    # The longest window holds every other one (they all end at the cutoff).
+    longest = max(spec.totals_metrics, key=lambda metric: metric.window_days)
+    horizon = longest.window_days * US_PER_DAY
     # One second of slack on each side: the exact test is below.
     earliest = _datetime(int(cutoffs.min()) - horizon - 1_000_000)
     latest = _datetime(int(cutoffs.max()) + 1_000_000)
@@ -155,11 +184,11 @@ def behaviour_from_events(spec: FeatureSpec, ids: np.ndarray, cutoffs: np.ndarra
         *_events_sql(spec, ids, listed, earliest, latest), "iitf")
     row = np.minimum(np.searchsorted(ids, customer), n - 1)
     age = cutoffs[row] - at  # microseconds before the customer's cutoff
-    keep = (ids[row] == customer) & (age > 0) & (age <= horizon)
+    keep = (ids[row] == customer) & longest.contains(age)
     row, kind, age, value, at = row[keep], kind[keep], age[keep], value[keep], at[keep]
 
     totals = _window_totals(spec, n, row, kind, value,
-                            lambda days: (age <= days * US_PER_DAY).astype(np.float64))
+                            lambda metric: metric.contains(age).astype(np.float64))
     last = np.full((n, len(spec.kinds)), np.nan)
     _latest_into(last, row, kind, at)
     return Behaviour(totals=totals, last=last)
@@ -173,34 +202,38 @@ def _behaviour_frame(spec: FeatureSpec, behaviour: Behaviour,
     same whether the last event came from events or from a snapshot.
     """
     frame = pd.DataFrame(behaviour.totals, columns=spec.totals_columns)
-    horizon = max(spec.windows)
     age = cutoffs.astype(np.float64)[:, None] - behaviour.last
-    days = np.where(np.isnan(age) | (age > horizon * US_PER_DAY), horizon + 1, age / US_PER_DAY)
-    for k, kind in enumerate(spec.kinds):
-        frame[f"days_since_{kind}"] = days[:, k]
+    columns = spec.behaviour_columns[len(spec.totals_columns):]
+    for k, (column, metric) in enumerate(zip(columns, spec.recency_metrics, strict=True)):
+        frame[column] = metric.days_since(age[:, k])
     return frame
 
 
 def _window_totals(spec: FeatureSpec, n: int, row: np.ndarray, kind: np.ndarray,
-                   value: np.ndarray, membership: Callable[[int], np.ndarray]) -> np.ndarray:
-    """Counts per kind and window, then purchase revenue per window, for ``n`` customer rows.
+                   value: np.ndarray,
+                   membership: Callable[[BehaviourMetric], np.ndarray]) -> np.ndarray:
+    """``spec.totals_metrics`` for ``n`` customer rows.
 
     Each event (customer ``row``, ``kind`` index, ``value``) adds
-    ``membership(days)``, its weight in that window: 1 or 0 from events,
-    also -1 for an event that left a window since a snapshot.
+    ``membership(metric)``, its weight in the metric's window (1 or 0 from
+    events, also -1 for an event that left the window since a snapshot),
+    times what the metric takes from an event (1 for a count, the value
+    for a sum).
     """
-    totals = np.empty((n, len(spec.totals_columns)))
-    column = 0
-    for k in range(len(spec.kinds)):
-        of_kind = kind == k
-        for days in spec.windows:
-            totals[:, column] = np.bincount(row, weights=membership(days) * of_kind, minlength=n)
-            column += 1
-    purchase = spec.kinds.index(Event.Kind.PURCHASE) if Event.Kind.PURCHASE in spec.kinds else -1
-    revenue = value * (kind == purchase)
-    for days in spec.windows:
-        totals[:, column] = np.bincount(row, weights=membership(days) * revenue, minlength=n)
-        column += 1
+    metrics = spec.totals_metrics
+    totals = np.empty((n, len(metrics)))
+    # Metrics of one window share the events' membership, metrics of one
+    # kind the kind mask: each is computed once.
+    in_window: dict[int, np.ndarray] = {}
+    of_kind: dict[int, np.ndarray] = {}
+    for column, metric in enumerate(metrics):
+        if metric.window_days not in in_window:
+            in_window[metric.window_days] = membership(metric)
+        k = spec.kinds.index(metric.kind) if metric.kind in spec.kinds else -1
+        if k not in of_kind:
+            of_kind[k] = kind == k
+        weights = in_window[metric.window_days] * of_kind[k] * metric.event_weights(value)
+        totals[:, column] = np.bincount(row, weights=weights, minlength=n)
     return totals
 
 
@@ -249,8 +282,14 @@ def _window_changes(snapshot: BehaviourSnapshot, spec: FeatureSpec, low: int, hi
     when it started). Returns (customer, kind index, time, value, late).
     """
     adapt = connection.ops.adapt_datetimefield_value
-    slices = [(snapshot.as_of, cutoff)] + [
-        (snapshot.as_of - timedelta(days=d), cutoff - timedelta(days=d)) for d in spec.windows]
+    # A window moving from [then_start, then_end) to [now_start, now_end)
+    # gains [then_end, now_end) and loses [then_start, now_start).
+    slices = {}
+    for metric in spec.totals_metrics:
+        (then_start, then_end), (now_start, now_end) = (metric.window(snapshot.as_of),
+                                                        metric.window(cutoff))
+        slices.update({(then_end, now_end): None, (then_start, now_start): None})
+    slices = list(slices)
     late = "e.received_at >= %s AND e.occurred_at < %s"
     late_params = [adapt(snapshot.created_at
                          - timedelta(seconds=settings.SNAPSHOT_LATE_MARGIN_SECONDS)),
@@ -295,10 +334,8 @@ def behaviour_from_snapshot(snapshot: BehaviourSnapshot, spec: FeatureSpec, ids:
     row, kind, time, value = row[use], kind[use], time[use], value[use]
     now_age, then_age = cutoff_us - time, microseconds(snapshot.as_of) - time
 
-    def change(days: int) -> np.ndarray:
-        window = days * US_PER_DAY
-        return (((now_age > 0) & (now_age <= window)).astype(np.float64)
-                - ((then_age > 0) & (then_age <= window)))
+    def change(metric: BehaviourMetric) -> np.ndarray:
+        return metric.contains(now_age).astype(np.float64) - metric.contains(then_age)
 
     behaviour.totals += _window_totals(spec, ids.size, row, kind, value, change)
     entered = now_age > 0

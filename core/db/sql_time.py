@@ -7,7 +7,7 @@ to well under a second, which is all day-sized windows need.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection
 
@@ -24,8 +24,23 @@ def comparable(column: str) -> str:
     return column if connection.vendor == "postgresql" else f"julianday({column})"
 
 
+def instant(value: datetime) -> tuple[str, list]:
+    """SQL for a datetime parameter that ``days_between`` and ``comparable`` accept."""
+    adapted = connection.ops.adapt_datetimefield_value(value)
+    if connection.vendor == "postgresql":
+        return "CAST(%s AS TIMESTAMP WITH TIME ZONE)", [adapted]
+    return "%s", [adapted]
+
+
 def days_between(later: str, earlier: str) -> str:
-    """SQL for ``later - earlier`` in days, as a float."""
+    """SQL for ``later - earlier`` in days, as a float.
+
+    SQLite: julianday() holds whole milliseconds as a fraction of a day;
+    differences are taken on those integers, so times a whole number of
+    days apart are exactly that many days apart (as in numpy on
+    microseconds), not 30.000000000466.
+    """
     if connection.vendor == "postgresql":
         return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 86400.0)"
-    return f"(julianday({later}) - julianday({earlier}))"
+    return (f"((ROUND(julianday({later}) * 86400000.0) "
+            f"- ROUND(julianday({earlier}) * 86400000.0)) / 86400000.0)")

@@ -250,7 +250,8 @@ SEGMENT_OUT_EXAMPLE = {**SEGMENT_EXAMPLE, "member_count": 1840,
 SEGMENT_RULE_DOC = (
     "Rule grammar: `{\"all\": [rule, ...]}`, `{\"any\": [...]}`, `{\"not\": rule}`, "
     "`{\"attr\": KEY, \"op\": OP, \"value\": V}`, `{\"metric\": NAME, \"op\": OP, \"value\": N}` "
-    "with NAME like `purchases_90d` or `revenue_30d`, and `{\"consent\": true}`. "
+    "with NAME like `purchases_90d`, `revenue_30d` or `days_since_purchase_365d` "
+    "(marketing.behaviour), and `{\"consent\": true}`. "
     "OP: eq, ne, in, not_in, gt, gte, lt, lte, exists.")
 
 
