@@ -69,10 +69,6 @@ class FeatureSpec:
         columns = [f"{kind}s_{days}d" for kind in self.kinds for days in self.windows]
         return columns + [f"revenue_{days}d" for days in self.windows]
 
-    @property
-    def behaviour_columns(self) -> list[str]:
-        return self.totals_columns + [f"days_since_{kind}" for kind in self.kinds]
-
 
 def feature_spec_default() -> FeatureSpec:
     """All declared attributes that are not personal data, default aggregates."""
