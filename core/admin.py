@@ -2,18 +2,16 @@
 
 from django.contrib import admin, messages
 
+from core.admin_readonly import SnapshotAdmin
 from core.api_keys import api_key_deactivate
 from core.models import ApiKey, TaskRun
 
 
 @admin.register(TaskRun)
-class TaskRunAdmin(admin.ModelAdmin):
+class TaskRunAdmin(SnapshotAdmin):
     list_display = ["id", "name", "status", "progress", "step", "created_at", "finished_at"]
     list_filter = ["name", "status"]
     readonly_fields = [f.name for f in TaskRun._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(ApiKey)

@@ -32,16 +32,18 @@ class MetricSpec:
     minimum_detectable_effect: float | None = None
 
 
-@transaction.atomic
-def experiment_create(
-    *, campaign: Campaign, key: str, name: str, arms: Sequence[ArmSpec],
-    metrics: Sequence[MetricSpec], eligibility_segment: Segment | None = None,
-    attribution_window_days: int = 14, traffic_fraction: float = 1.0, layer: str = "",
-    hypothesis: str = "", salt: str | None = None, planned_sample_size: int | None = None,
-    sequential_testing: bool = True, alpha: float = 0.05,
-    breakdown_attributes: Sequence[str] = (), breakdown_segments: Sequence[Segment] = (),
-) -> Experiment:
-    """Create a draft experiment. Needs one control arm and one primary metric."""
+def experiment_design_validate(
+    *, arms: Sequence[ArmSpec], metrics: Sequence[MetricSpec],
+    breakdown_attributes: Sequence[str],
+) -> None:
+    """The rules an experiment's design obeys, for every way one is created or edited.
+
+    At least two arms with exactly one control (effects are measured against
+    it) and a positive weight sum (assignment divides by it); exactly one
+    primary metric (the decision reads it); breakdown attributes declared as
+    categorical or boolean (the analysis groups by their values). Raises
+    ValidationError keyed ``arms``, ``metrics`` or ``breakdown_attributes[i]``.
+    """
     if len(arms) < 2:
         raise ValidationError({"arms": "an experiment needs at least two arms"})
     if sum(1 for a in arms if a.is_control) != 1:
@@ -57,6 +59,20 @@ def experiment_create(
                                         CustomerAttribute.Kind.BOOLEAN}:
             raise ValidationError({f"breakdown_attributes[{i}]": f"{attribute!r} is not a "
                                    "declared categorical or boolean attribute"})
+
+
+@transaction.atomic
+def experiment_create(
+    *, campaign: Campaign, key: str, name: str, arms: Sequence[ArmSpec],
+    metrics: Sequence[MetricSpec], eligibility_segment: Segment | None = None,
+    attribution_window_days: int = 14, traffic_fraction: float = 1.0, layer: str = "",
+    hypothesis: str = "", salt: str | None = None, planned_sample_size: int | None = None,
+    sequential_testing: bool = True, alpha: float = 0.05,
+    breakdown_attributes: Sequence[str] = (), breakdown_segments: Sequence[Segment] = (),
+) -> Experiment:
+    """Create a draft experiment; its design must pass experiment_design_validate."""
+    experiment_design_validate(arms=arms, metrics=metrics,
+                               breakdown_attributes=breakdown_attributes)
     experiment = Experiment(
         campaign=campaign, key=key, name=name, eligibility_segment=eligibility_segment,
         attribution_window_days=attribution_window_days, traffic_fraction=traffic_fraction,

@@ -1,5 +1,10 @@
-from django.contrib import admin, messages
+"""CRM data, segments and campaigns. Customers are written by the same service as the API."""
 
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from core.admin_readonly import SnapshotAdmin
 from jobs.requests import segment_size_request
 from marketing.models import (
     BehaviourSnapshot,
@@ -9,6 +14,7 @@ from marketing.models import (
     Event,
     Segment,
 )
+from marketing.services import customer_attributes_clean, customers_upsert_bulk
 
 
 @admin.register(CustomerAttribute)
@@ -16,13 +22,63 @@ class CustomerAttributeAdmin(admin.ModelAdmin):
     list_display = ["key", "label", "kind", "required", "is_personal"]
 
 
+class CustomerForm(forms.ModelForm):
+    class Meta:
+        model = Customer
+        fields = ["external_id", "attributes", "marketing_consent"]
+
+    def clean_attributes(self):
+        """The API's check (customer_attributes_clean); updates are partial there too."""
+        value = self.cleaned_data.get("attributes")
+        adding = self.instance.pk is None
+        try:
+            clean = customer_attributes_clean({} if value is None else value, partial=not adding)
+        except ValidationError as exc:
+            raise ValidationError([f"{key.removeprefix('attributes.')}: {message}"
+                                   for key, messages_ in exc.message_dict.items()
+                                   for message in messages_]) from None
+        # customers_upsert_bulk merges into the stored attributes, as the API
+        # does: a key deleted (or set to null) here would silently come back.
+        dropped = sorted(set(self.instance.attributes or {}) - set(clean)) if not adding else []
+        if dropped:
+            raise ValidationError(f"attributes cannot be removed here: {', '.join(dropped)}")
+        return clean
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    """Saves go through marketing.services.customers_upsert_bulk, like the API's.
+
+    An erased customer (erased_at set) is read-only: nothing personal may be
+    written back, and the row stays so that experiment counts do not change.
+    """
+
+    form = CustomerForm
     list_display = ["external_id", "marketing_consent", "created_at", "erased_at"]
     list_filter = ["marketing_consent"]
     search_fields = ["external_id"]
-    readonly_fields = ["created_at", "updated_at", "erased_at"]
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["created_at", "updated_at", "erased_at"]
+        # The CRM id is how the service finds the customer; renaming would create another.
+        return fixed if obj is None else ["external_id", *fixed]
+
+    def has_change_permission(self, request, obj=None):
+        return (obj is None or obj.erased_at is None) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return (obj is None or obj.erased_at is None) and super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        result = customers_upsert_bulk([{
+            "external_id": obj.external_id, "attributes": form.cleaned_data["attributes"],
+            "marketing_consent": form.cleaned_data["marketing_consent"]}])
+        if result.rejected:
+            # Only a concurrent change gets here: the form ran the same checks.
+            raise ValidationError(result.rejected[0]["errors"])
+        obj.pk = Customer.objects.only("pk").get(external_id=obj.external_id).pk
+        obj.refresh_from_db()
 
 
 @admin.register(Event)
@@ -54,13 +110,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(BehaviourSnapshot)
-class BehaviourSnapshotAdmin(admin.ModelAdmin):
-    """Read-only: built by beat (or ``behaviour_snapshots_refresh``), used by scoring."""
+class BehaviourSnapshotAdmin(SnapshotAdmin):
+    """Built by beat (or ``behaviour_snapshots_refresh``), used by scoring."""
 
     list_display = ["spec_key", "as_of", "customers", "build_seconds", "ready_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

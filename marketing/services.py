@@ -70,25 +70,6 @@ def customer_attributes_clean(
     return clean
 
 
-def customer_upsert(
-    *, external_id: str, attributes: Mapping[str, object] | None = None,
-    marketing_consent: bool | None = None,
-) -> tuple[Customer, bool]:
-    """Create or update a customer by CRM id; attributes merge into stored ones."""
-    customer = Customer.objects.filter(external_id=external_id).first()
-    created = customer is None
-    clean = customer_attributes_clean(attributes or {}, partial=not created)
-    if created:
-        customer = Customer(external_id=external_id, attributes=clean)
-    else:
-        customer.attributes = {**customer.attributes, **clean}
-    if marketing_consent is not None:
-        customer.marketing_consent = marketing_consent
-    customer.full_clean()
-    customer.save()
-    return customer, created
-
-
 @dataclass
 class EventRecordResult:
     created: int = 0

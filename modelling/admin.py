@@ -7,6 +7,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin_actions import action_report
+from core.admin_readonly import SnapshotAdmin
 from core.charts import svg_line_chart
 from jobs.requests import customers_score_request
 from modelling.models import ModelVersion, TargetingList
@@ -14,7 +15,7 @@ from modelling.targeting import targeting_list_create, targeting_list_csv
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(SnapshotAdmin):
     list_display = ["id", "campaign", "kind", "estimator", "status", "selection_score",
                     "is_champion", "rows_train", "training_seconds", "created_at"]
     list_filter = ["kind", "status", "is_champion", "campaign"]
@@ -23,15 +24,18 @@ class ModelVersionAdmin(admin.ModelAdmin):
                        if f.name not in {"metrics", "curves", "feature_reference"}]
     actions = ["score", "target"]
 
-    def has_add_permission(self, request):
-        return False
+    def has_run_permission(self, request):
+        """The actions need the model's change permission, though the page itself is read-only."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
 
-    @admin.action(description="Score all customers with this model (background task)")
+    @admin.action(description="Score all customers with this model (background task)",
+                  permissions=["run"])
     def score(self, request, queryset):
         action_report(request, lambda v: customers_score_request(model_version=v), queryset,
                 "Scoring queued; see Task runs.")
 
-    @admin.action(description="Create a targeting list (campaign costs and budget)")
+    @admin.action(description="Create a targeting list (campaign costs and budget)",
+                  permissions=["run"])
     def target(self, request, queryset):
         action_report(request, lambda v: targeting_list_create(campaign=v.campaign, model_version=v),
                 queryset, "Targeting list created; see Targeting lists.")
@@ -49,15 +53,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TargetingList)
-class TargetingListAdmin(admin.ModelAdmin):
+class TargetingListAdmin(SnapshotAdmin):
     list_display = ["id", "campaign", "model_version", "size", "total_cost", "expected_profit",
                     "created_at", "csv_link"]
     list_filter = ["campaign"]
     readonly_fields = [f.name for f in TargetingList._meta.fields if f.name != "profit_curve"]
     exclude = ["profit_curve"]
-
-    def has_add_permission(self, request):
-        return False
 
     @admin.display(description="Export")
     def csv_link(self, obj):

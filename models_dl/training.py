@@ -7,13 +7,12 @@ the device / thread policy:
 * **device**: ``"auto"`` uses CUDA when present, else the CPU.
 * **threads**: ``torch.set_num_threads`` is set for the duration of a fit or
   predict only and restored afterwards (changing it for good would leak into
-  whatever else runs in the process). The default is **one** thread. On
-  our shared 2-core machine, two OpenMP threads competing with other
-  processes made a small-batch epoch 5-10 times slower and a 1M-row fit
-  about 5 times slower (255 s against 54 s for bit-identical weights);
-  Celery runs one worker process per core, where one thread each is what
-  keeps them from thrashing. Pass ``n_threads=2`` on an otherwise idle
-  machine with big batches, where it pays (about 1.5x).
+  whatever else runs in the process). The default is **one** thread:
+  OpenMP threads competing with other processes for few cores slow a fit
+  down several times, and Celery runs one worker process per core, where
+  one thread each is what keeps them from thrashing. Pass ``n_threads=2``
+  on an otherwise idle machine with big batches, where it pays (timings in
+  ``benchmarks/RESULTS.md``, training threads).
 * **randomness**: initialisation, shuffling and dropout draw from the global
   torch generator inside :func:`torch.random.fork_rng`, seeded from
   ``random_state``; the caller's random state is left untouched and the same
@@ -162,12 +161,8 @@ def resolve_learning_rate(
     gradient, so it takes a proportionally smaller step; larger batches keep
     ``base`` (the rule breaks down there, and our large fits were tuned at
     ``base``). With :func:`resolve_batch_size` only fits on fewer than about
-    11 000 rows (batches of 64) are affected. On IHDP (about 420 training
-    rows, batches of 64, so 5e-4) it lowered the default's mean
-    out-of-sample √PEHE over the 9 realisations from 0.84 to 0.70 (with 10
-    ensemble members; see :mod:`models_dl.registry`); one step size of 3e-4
-    for every data set instead made the 30 000-row demo slightly worse
-    (√PEHE 0.040 against 0.038).
+    11 000 rows (batches of 64) are affected. Measurements (IHDP, the demo):
+    ``benchmarks/RESULTS.md``, registry default.
     """
     return base * min(1.0, batch_size / reference_batch_size)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from itertools import count
 
@@ -59,3 +60,11 @@ def experiment_make(*, arms=None, layer: str = "", **overrides) -> Experiment:
 
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def folder_sha256(folder) -> str:
+    """A model artifact's checksum computed independently: each file's relative path, then its bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()

@@ -41,17 +41,8 @@ class CFRNet(DeepUpliftEstimator):
         bias, since a balanced representation discards what the confounders
         say about the outcome. The variance it buys down shrinks like
         ``1 / sqrt(n)`` and so does its weight. The weight used is in
-        ``fit_info_["alpha"]``. On causalml's ``synthetic_data(mode=1)``
-        (confounded, 30 features, noise sd 1, effect sd 0.2), the default
-        estimator's √PEHE on 100 000 new rows, ``alpha = 0.3`` fixed against
-        shrunk with ``alpha_full_rows = 1000`` (seeds averaged), with
-        causalml's X-learner given the true propensity for reference:
-        5 000 rows 0.302 / 0.278 (X 0.311), 20 000 rows 0.144 / 0.168
-        (X 0.179), 200 000 rows 0.109 (one seed) / 0.093 (X 0.072),
-        1 000 000 rows 0.158 / 0.056 (X 0.037): at a million rows the full
-        weight biased every effect upwards, by +0.04 to +0.19 over three
-        seeds. ``alpha_full_rows = 20000`` did worse at 200 000 and 1M rows
-        (0.129, 0.077).
+        ``fit_info_["alpha"]``. Measurements from 5 000 to 1 000 000 rows:
+        ``benchmarks/RESULTS.md`` (CFRNet alpha_full_rows).
     ipm:
         ``"wasserstein"`` (Sinkhorn), ``"mmd"`` (Gaussian kernel) or
         ``"mmd_linear"``.
@@ -63,8 +54,8 @@ class CFRNet(DeepUpliftEstimator):
         (Bonferroni over arms). The CFR bound involves the population
         distance between the arms, which is zero under randomisation; there
         the sample penalty only chases noise and throws away information
-        the heads need (on the randomised demo data it raised √PEHE from
-        0.039 to 0.046). The outcome is recorded in ``fit_info_``.
+        the heads need (measured in ``benchmarks/RESULTS.md``, CFRNet
+        ipm_when). The outcome is recorded in ``fit_info_``.
     balance_test_level:
         Level of that test.
     normalize_representation:

@@ -39,15 +39,11 @@ class DESCN(DeepUpliftEstimator):
     the factual loss of the response heads, which are what ``predict`` uses
     (effect ``mu_k - mu_0``, the reference's default).
 
-    On IHDP (continuous outcome, confounded; the default's presets, 10
-    members, ``random_state`` 0 / 1) it ranked the true effects worse than
-    CFRNet (true-effect Qini 0.79 / 0.78 against 0.97, √PEHE 2.36 / 2.47
-    against 0.69): the propensity head and the ``pi_a mu_a`` targets leak
-    the propensity into the effect (Spearman +0.17, the true effect's
-    -0.14), which the observed-outcome Qini of confounded data rewards
-    (0.139 / 0.146, the true effect's ranking 0.0785). ``factual_weight=1``
-    made both worse (true-effect Qini 0.74 / 0.69). Under randomisation the
-    propensity is constant and there is nothing to leak (not measured here).
+    On confounded data (IHDP) it ranks the true effects worse than CFRNet:
+    the propensity head and the ``pi_a mu_a`` targets leak the propensity
+    into the effect, which the observed-outcome Qini of confounded data
+    rewards (figures in ``benchmarks/RESULTS.md``, DESCN). Under
+    randomisation the propensity is constant and there is nothing to leak.
     """
 
     estimator_name: ClassVar[str] = "descn"

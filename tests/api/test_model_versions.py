@@ -14,8 +14,7 @@ from experiments.services import experiment_transition
 from marketing.models import Campaign, Segment
 from marketing.segment_rules import segment_members
 from modelling.models import CustomerScore, ModelVersion
-from modelling.registry import artifact_checksum
-from tests.factories import campaign_make, customer_make, experiment_make
+from tests.factories import campaign_make, customer_make, experiment_make, folder_sha256
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +55,7 @@ def test_a_bad_filter_is_a_400_naming_it(api, params, field):
 def test_the_detail_has_the_held_out_quality_but_not_the_artifact_path(api, champion):
     body = api.get(f"/api/v1/model-versions/{champion.id}/").json()
     assert "artifact_path" not in body and "feature_reference" not in body
-    assert body["artifact_sha256"] == artifact_checksum(Path(champion.artifact_path))
+    assert body["artifact_sha256"] == folder_sha256(Path(champion.artifact_path))
     assert body["rows_train"] + body["rows_validation"] + body["rows_test"] == 600
     assert body["selection_score"] == body["metrics"]["mean"]["qini"]
     assert body["metrics"]["arm_names"] == ["control", "email", "email_discount"]

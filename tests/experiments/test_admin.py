@@ -46,7 +46,13 @@ def test_the_analysis_page_shows_the_decision_effects_segments_and_history(admin
     page = admin_client.get(reverse("admin:experiments_analysisresult_change", args=[second.id]))
     html = page.content.decode()
     assert page.status_code == 200
-    assert "Decision:" in html and "conversion (primary, proportion)" in html
+    decision = second.payload["decision"]
+    assert f"Decision: {decision['action'].upper()}" in html
+    assert "conversion (primary, proportion)" in html
+    primary = next(m for m in second.payload["metrics"] if m["role"] == "primary")
+    for comparison in primary["comparisons"]:
+        # The effect as the template prints it (floatformat:5).
+        assert f"<td>{comparison['unadjusted']['absolute_effect']:.5f}</td>" in html
     assert "segment:recent_buyers" in html and "Primary effect over time" in html
     assert html.count("<polyline") == 2  # one line per treated arm
 
@@ -76,7 +82,9 @@ def test_admin_actions_queue_the_same_services(admin_client, world,
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(reverse("admin:experiments_experiment_changelist"),
                           {"action": "analyse", "_selected_action": [experiment.id]})
-    assert TaskRun.objects.filter(name="experiment_analyse", status="succeeded").exists()
+    run = TaskRun.objects.get(name="experiment_analyse", status="succeeded")
+    assert run.params == {"experiment_id": experiment.id}
+    assert experiment.analyses.filter(task_run=run).count() == 1
     admin_client.post(reverse("admin:modelling_modelversion_changelist"),
                       {"action": "target", "_selected_action": [version.id]})
     assert version.target_lists.count() == 2
@@ -95,3 +103,46 @@ def test_a_schedule_saved_in_the_admin_creates_its_beat_task(admin_client, world
     assert response.status_code == 302
     schedule = CampaignSchedule.objects.get()
     assert schedule.periodic_task.interval.every == 8
+
+
+def test_snapshot_pages_render_read_only(admin_client, world):
+    experiment, (first, _), version, target = world
+    run = TaskRun.objects.create(name="experiment_analyse", status="succeeded")
+    pages = {
+        "experiments_analysisresult": (first.id, "Primary effect over time"),
+        "modelling_modelversion": (version.id, "Held-out quality"),
+        "modelling_targetinglist": (target.id, "Profit curve"),
+        "core_taskrun": (run.id, "experiment_analyse"),
+    }
+    for name, (pk, content) in pages.items():
+        url = reverse(f"admin:{name}_change", args=[pk])
+        page = admin_client.get(url)
+        html = page.content.decode()
+        assert page.status_code == 200 and content in html, name
+        assert 'name="_save"' not in html and "deletelink" not in html, name
+        assert admin_client.post(url, {}).status_code == 403, name
+        assert admin_client.get(reverse(f"admin:{name}_add")).status_code == 403, name
+        assert admin_client.post(reverse(f"admin:{name}_delete", args=[pk]),
+                                 {"post": "yes"}).status_code == 403, name
+    assert first.__class__.objects.filter(pk=first.pk).exists()
+
+
+def test_model_version_actions_need_the_change_permission(client, world):
+    from django.contrib.auth.models import Permission
+
+    _, _, version, _ = world
+    user = get_user_model().objects.create_user("analyst", password="pw-123456", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_modelversion"))
+    client.force_login(user)
+    changelist = reverse("admin:modelling_modelversion_changelist")
+    html = client.get(changelist).content.decode()
+    assert 'value="target"' not in html and 'value="score"' not in html
+    client.post(changelist, {"action": "target", "_selected_action": [version.id]})
+    assert version.target_lists.count() == 1
+    user.user_permissions.add(Permission.objects.get(codename="change_modelversion"))
+    user = get_user_model().objects.get(pk=user.pk)  # a fresh permission cache
+    client.force_login(user)
+    html = client.get(changelist).content.decode()
+    assert 'value="target"' in html and 'value="score"' in html
+    client.post(changelist, {"action": "target", "_selected_action": [version.id]})
+    assert version.target_lists.count() == 2

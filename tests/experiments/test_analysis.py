@@ -16,6 +16,7 @@ from jobs.requests import experiment_analyse_request
 from marketing.services import segment_create
 from tests.experiments.test_hillstrom_import import REAL
 from tests.factories import T0, attributes_declare, customer_make, event_make, experiment_make
+from tests.missing import require_file
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +64,8 @@ def test_the_effect_matches_welch_on_the_raw_rows(experiment):
     converted = comparison(result, "purchase")["unadjusted"]
     assert converted["treatment_mean"] == pytest.approx((email > 0).mean(), abs=1e-12)
     assert result.customers == 120
-    assert result.decision in {"ship", "stop", "keep_running"}
+    # 120 customers cannot show a 10-point lift at alpha 0.05: no decision yet.
+    assert result.decision == "keep_running"
 
 
 def test_it_breaks_down_by_segment_and_attribute_value(experiment):
@@ -94,8 +96,7 @@ def test_snapshots_accumulate_and_the_task_records_its_run(experiment,
 
 
 def test_hillstrom_visit_effects_equal_the_raw_proportions(tmp_path):
-    if not REAL.exists():
-        pytest.skip("../shared/data/hillstrom.csv.gz not present")
+    require_file(REAL)
     hillstrom_import(REAL)
     result = experiment_analyse(experiment=Experiment.objects.get(key="hillstrom"))
     import csv

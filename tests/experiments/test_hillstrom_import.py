@@ -10,6 +10,7 @@ from django.db.models import Count, Sum
 from experiments.minethatdata_import import hillstrom_import
 from experiments.models import Assignment, Experiment
 from marketing.models import Customer, Event
+from tests.missing import require_file
 
 pytestmark = pytest.mark.django_db
 
@@ -77,8 +78,8 @@ def test_a_missing_column_is_reported(tmp_path):
         hillstrom_import(path)
 
 
-@pytest.mark.skipif(not REAL.exists(), reason="../shared/data/hillstrom.csv.gz not present")
 def test_the_real_file_gives_the_published_arm_sizes():
+    require_file(REAL)
     result = hillstrom_import(REAL)
     assert result.customers_created == 64_000
     assert arm_sizes() == {"No E-Mail": 21_306, "Mens E-Mail": 21_307, "Womens E-Mail": 21_387}

@@ -16,14 +16,10 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests.missing import missing as _missing
+
 ROOT = Path(__file__).resolve().parents[2]
 BROKER = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
-
-
-def _missing(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}: CI requires it")
-    pytest.skip(reason)
 
 
 def _redis_ok() -> bool:

@@ -6,14 +6,13 @@ causalml sorts with a non-stable sort, so the order of tied rows there is
 arbitrary: its tests use distinct scores, where both agree exactly.
 """
 
+import causalml.metrics as causalml_metrics
 import numpy as np
 import pandas as pd
 import pytest
+import sklift.metrics as sklift_metrics
 
 from models_dl import metrics
-
-sklift_metrics = pytest.importorskip("sklift.metrics")
-causalml_metrics = pytest.importorskip("causalml.metrics")
 
 
 def _sample(n=400, seed=0, ties=False, continuous=False):
