@@ -16,12 +16,23 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
-# Laptop demo on embedded defaults: SQLite, tasks in process, seeded data.
+# Laptop demo on embedded defaults: SQLite, a Celery worker beside the dev
+# server on kombu's filesystem broker (var/broker/, no service to install),
+# seeded data. The worker's log is var/worker.log; it stops with the server
+# (Ctrl-C) or when any step fails.
+WORKER_CONCURRENCY ?= 2
+run: export CELERY_BROKER_URL ?= filesystem://
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_admin
 	$(PY) manage.py seed_demo --customers $(DEMO_CUSTOMERS) --seed 7 --if-empty
-	$(PY) manage.py demo_pipeline
+	@set -e; \
+	$(PY) -m celery -A config worker --concurrency $(WORKER_CONCURRENCY) --loglevel INFO \
+		>var/worker.log 2>&1 & worker=$$!; \
+	trap 'exit 130' INT TERM; \
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker 2>/dev/null; echo "worker stopped"' EXIT; \
+	echo "Celery worker $$worker started (log: var/worker.log)"; \
+	$(PY) manage.py demo_pipeline; \
 	$(PY) manage.py runserver $(HOST)
 
 # SQLite pass (everything but the service-backed integration tests), then the

@@ -68,8 +68,16 @@ def database_from_url(url: str, *, base_dir: os.PathLike | str) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": path,
-            # SQLite serialises writers; wait for the lock instead of failing.
-            "OPTIONS": {"timeout": 30},
+            # The dev server and a worker write at once: WAL lets readers run
+            # beside the writer, BEGIN IMMEDIATE takes the write lock up front
+            # (a deferred transaction that reads then writes cannot wait for
+            # the lock, it fails at once with "database is locked"), and the
+            # timeout makes a second writer wait up to 30 s instead of failing.
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
         }
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
         name = unquote(parsed.path.lstrip("/"))

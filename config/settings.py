@@ -98,6 +98,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# plotly.js comes from the pinned plotly package (core.staticfiles), never a CDN
+# and never a copy in git: static/plotly/plotly.min.js.
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "core.staticfiles.PlotlyFinder",
+]
 
 # PostgreSQL work_mem for the big per-experiment aggregates (analysis, scoring
 # features): enough to hash a million assignments in memory instead of on disk.
@@ -125,6 +132,27 @@ if not CELERY_BROKER_URL:
 # Redis URL. Task status for people lives in the database (TaskRun) either way.
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None)
+# `make run`: a worker beside the dev server with no service to install.
+# kombu's filesystem transport passes messages as files in one folder (the
+# web process writes, the worker reads and moves them to processed/), and
+# Celery's file result backend keeps chord results on disk; the scoring chord
+# completes through chord_unlock polling, which needs no native chord support.
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    BROKER_FOLDER = Path(env_str("CELERY_BROKER_FOLDER", str(BASE_DIR / "var" / "broker")))
+    for _sub in ("queue", "processed"):
+        (BROKER_FOLDER / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_FOLDER / "queue"),
+        "data_folder_out": str(BROKER_FOLDER / "queue"),
+        "processed_folder": str(BROKER_FOLDER / "processed"),
+        "store_processed": False,
+    }
+    if not CELERY_RESULT_BACKEND:
+        _results = BASE_DIR / "var" / "celery-results"
+        CELERY_RESULT_BACKEND = f"file://{_results}"
+if (CELERY_RESULT_BACKEND or "").startswith("file://"):
+    # Celery's file backend does not create its folder.
+    Path(CELERY_RESULT_BACKEND.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES", 86_400, minimum=60)
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"

@@ -32,6 +32,9 @@ class TaskRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["name", "status"], name="taskrun_name_status")]
+        # Queueing analyses, training, scoring and targeting from the admin
+        # (core.admin_actions.TaskActionsAdmin); the Campaign manager group has it.
+        permissions = [("run_tasks", "Can run background tasks")]
 
     def __str__(self) -> str:
         return f"{self.name} #{self.pk} ({self.status})"

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html
 
-from core.admin_actions import action_report
+from core.admin_actions import TaskActionsMixin, action_report
 from core.admin_readonly import SnapshotAdmin
 from core.charts import svg_line_chart
 from experiments.models import AnalysisResult, Arm, Experiment, Metric
@@ -130,7 +130,7 @@ class ExperimentForm(forms.ModelForm):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
     """Status moves only by the Start and Stop actions (experiments.services.experiment_transition)."""
 
     form = ExperimentForm
@@ -161,12 +161,12 @@ class ExperimentAdmin(admin.ModelAdmin):
         url = reverse("admin:experiments_analysisresult_change", args=[latest.id])
         return format_html('<a href="{}">{}</a>', url, latest.decision.replace("_", " "))
 
-    @admin.action(description="Analyse now (background task)")
+    @admin.action(description="Analyse now (background task)", permissions=["run_tasks"])
     def analyse(self, request, queryset):
         action_report(request, lambda e: experiment_analyse_request(experiment=e), queryset,
                 "Analysis queued; see Task runs for progress.")
 
-    @admin.action(description="Train the default uplift model (background task)")
+    @admin.action(description="Train the default uplift model (background task)", permissions=["run_tasks"])
     def train(self, request, queryset):
         action_report(request, lambda e: uplift_model_train_request(experiment=e), queryset,
                 "Training queued; see Task runs and Model versions.")

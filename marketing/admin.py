@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
+from core.admin_actions import TaskActionsMixin
 from core.admin_readonly import SnapshotAdmin
 from jobs.requests import segment_size_request
 from marketing.models import (
@@ -90,12 +91,12 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(TaskActionsMixin, admin.ModelAdmin):
     list_display = ["key", "name", "member_count", "counted_at"]
     readonly_fields = ["member_count", "counted_at"]
     actions = ["count_members"]
 
-    @admin.action(description="Count members (background task)")
+    @admin.action(description="Count members (background task)", permissions=["run_tasks"])
     def count_members(self, request, queryset):
         for segment in queryset:
             segment_size_request(segment=segment)

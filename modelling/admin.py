@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.admin_actions import action_report
+from core.admin_actions import TaskActionsMixin, action_report
 from core.admin_readonly import SnapshotAdmin
 from core.charts import svg_line_chart
 from jobs.requests import customers_score_request
@@ -15,7 +15,7 @@ from modelling.targeting import targeting_list_create, targeting_list_csv
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(SnapshotAdmin):
+class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
     list_display = ["id", "campaign", "kind", "estimator", "status", "selection_score",
                     "is_champion", "rows_train", "training_seconds", "created_at"]
     list_filter = ["kind", "status", "is_champion", "campaign"]
@@ -24,18 +24,14 @@ class ModelVersionAdmin(SnapshotAdmin):
                        if f.name not in {"metrics", "curves", "feature_reference"}]
     actions = ["score", "target"]
 
-    def has_run_permission(self, request):
-        """The actions need the model's change permission, though the page itself is read-only."""
-        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
-
     @admin.action(description="Score all customers with this model (background task)",
-                  permissions=["run"])
+                  permissions=["run_tasks"])
     def score(self, request, queryset):
         action_report(request, lambda v: customers_score_request(model_version=v), queryset,
                 "Scoring queued; see Task runs.")
 
     @admin.action(description="Create a targeting list (campaign costs and budget)",
-                  permissions=["run"])
+                  permissions=["run_tasks"])
     def target(self, request, queryset):
         action_report(request, lambda v: targeting_list_create(campaign=v.campaign, model_version=v),
                 queryset, "Targeting list created; see Targeting lists.")

@@ -142,6 +142,8 @@ class TargetingList(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Downloading whom to contact (personal data leaving the platform).
+        permissions = [("export_targetinglist", "Can export targeting lists")]
 
     def __str__(self) -> str:
         return f"{self.campaign}: {self.size} customers ({self.created_at:%Y-%m-%d})"

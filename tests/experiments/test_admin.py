@@ -127,7 +127,7 @@ def test_snapshot_pages_render_read_only(admin_client, world):
     assert first.__class__.objects.filter(pk=first.pk).exists()
 
 
-def test_model_version_actions_need_the_change_permission(client, world):
+def test_model_version_actions_need_the_run_tasks_permission(client, world):
     from django.contrib.auth.models import Permission
 
     _, _, version, _ = world
@@ -139,7 +139,7 @@ def test_model_version_actions_need_the_change_permission(client, world):
     assert 'value="target"' not in html and 'value="score"' not in html
     client.post(changelist, {"action": "target", "_selected_action": [version.id]})
     assert version.target_lists.count() == 1
-    user.user_permissions.add(Permission.objects.get(codename="change_modelversion"))
+    user.user_permissions.add(Permission.objects.get(codename="run_tasks"))
     user = get_user_model().objects.get(pk=user.pk)  # a fresh permission cache
     client.force_login(user)
     html = client.get(changelist).content.decode()

@@ -1,3 +1,6 @@
+import time
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from core.models import TaskRun
@@ -14,22 +17,50 @@ from modelling.targeting import targeting_list_create
 
 class Command(BaseCommand):
     help = ("Run the pipeline on the demo experiment: analyse, train, score, target. "
-            "Tasks run in process unless a broker is configured.")
+            "Tasks run in process unless a broker is configured; then it waits for the worker.")
 
     def add_arguments(self, parser):
         parser.add_argument("--max-epochs", type=int, default=40,
                             help="Epoch cap for the demo's training run (keeps make run short).")
+        parser.add_argument("--timeout", type=float, default=1800,
+                            help="Seconds to wait for each queued run when a worker runs tasks.")
+        parser.add_argument("--poll", type=float, default=1.0,
+                            help="Seconds between looks at a queued run's status.")
 
     def _run(self, request, **kwargs) -> TaskRun:
+        """Queue through the same request as the admin, then wait for the run.
+
+        Eager (no broker): the run has finished when the request returns. With
+        a worker (``make run``): poll the TaskRun row, the only status that
+        people and this command share, printing each change of step.
+        """
         run = request(**kwargs)
         run.refresh_from_db()
+        if not settings.CELERY_TASK_ALWAYS_EAGER:
+            run = self._wait(run)
         if run.status != TaskRun.Status.SUCCEEDED:
-            raise CommandError(f"{run.name} did not finish in process (status {run.status}); "
-                               f"with a broker configured, follow task run {run.id} in the admin. "
-                               f"{run.error}")
+            raise CommandError(f"{run.name} (task run {run.id}) ended {run.status}: {run.error}")
         return run
 
-    def handle(self, *args, max_epochs: int, **options):
+    def _wait(self, run: TaskRun) -> TaskRun:
+        deadline = time.monotonic() + self.timeout
+        last = None
+        while run.status in (TaskRun.Status.QUEUED, TaskRun.Status.RUNNING):
+            line = (f"  {run.name} #{run.id}: {run.status}, {run.progress:.0%}"
+                    f"{' - ' + run.step if run.step else ''}")
+            if line != last:
+                self.stdout.write(line)
+                last = line
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"{run.name} (task run {run.id}) still {run.status} after {self.timeout} s: "
+                    "is the worker running? (see var/worker.log)")
+            time.sleep(self.poll)
+            run.refresh_from_db()
+        return run
+
+    def handle(self, *args, max_epochs: int, timeout: float, poll: float, **options):
+        self.timeout, self.poll = timeout, poll
         experiment = Experiment.objects.filter(key=EXPERIMENT_KEY).first()
         if experiment is None:
             raise CommandError("no demo experiment: run `manage.py seed_demo` first")
