@@ -9,6 +9,7 @@ from marketing.models import (
     Event,
     Segment,
 )
+from marketing.services import customer_save
 
 
 @admin.register(CustomerAttribute)
@@ -23,6 +24,10 @@ class CustomerAdmin(admin.ModelAdmin):
     search_fields = ["external_id"]
     readonly_fields = ["created_at", "updated_at", "erased_at"]
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, so that an edit of attributes or consent is versioned.
+        customer_save(customer=obj)
 
 
 @admin.register(Event)
