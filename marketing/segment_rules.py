@@ -156,9 +156,17 @@ def _state_annotations(as_of: datetime | None, versions: str | None) -> dict:
                 _CONSENT: RawSQL(f"{alias}.marketing_consent", [], output_field=BooleanField())}
     valid = CustomerAttributeVersion.objects.filter(version_valid_q(as_of),
                                                     customer=OuterRef("pk"))
-    return {_ATTRIBUTES: Subquery(valid.values("attributes")[:1], output_field=JSONField()),
-            _CONSENT: Subquery(valid.values("marketing_consent")[:1],
-                               output_field=BooleanField())}
+    return {_ATTRIBUTES: _Subquery(valid.values("attributes")[:1], output_field=JSONField()),
+            _CONSENT: _Subquery(valid.values("marketing_consent")[:1],
+                                output_field=BooleanField())}
+
+
+class _Subquery(Subquery):
+    """A Subquery whose params are a list: Django's JSON has_key on SQLite appends to them."""
+
+    def as_sql(self, *args, **kwargs):
+        sql, params = super().as_sql(*args, **kwargs)
+        return sql, list(params)
 
 
 def segment_rule_metrics(rule: dict) -> set[str]:
