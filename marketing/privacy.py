@@ -72,6 +72,14 @@ def customer_data_export(*, customer: Customer) -> dict:
             "updated_at": customer.updated_at.isoformat(),
             "erased_at": customer.erased_at.isoformat() if customer.erased_at else None,
         },
+        "attribute_history": [
+            {"attributes": attributes, "marketing_consent": consent,
+             "valid_from": valid_from.isoformat(),
+             "valid_to": valid_to.isoformat() if valid_to else None}
+            for attributes, consent, valid_from, valid_to in customer.attribute_versions
+            .order_by("valid_from", "id")
+            .values_list("attributes", "marketing_consent", "valid_from", "valid_to")
+        ],
         "events": [
             {"kind": kind, "occurred_at": occurred_at.isoformat(), "value": value,
              "properties": properties, "source": source, "idempotency_key": key,

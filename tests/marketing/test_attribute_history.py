@@ -18,7 +18,7 @@ from experiments.models import Assignment, Experiment
 from experiments.outcomes import assignment_cutoffs, outcome_breakdowns
 from marketing.features import FeatureSpec, features_build, fixed_cutoff
 from marketing.models import Customer, CustomerAttribute, CustomerAttributeVersion
-from marketing.privacy import customer_erase
+from marketing.privacy import customer_data_export, customer_erase
 from marketing.segment_rules import segment_members
 from marketing.services import customer_save, customer_upsert, customers_upsert_bulk
 from tests.factories import T0, attributes_declare, event_make, experiment_make
@@ -240,6 +240,8 @@ def test_erasure_leaves_no_personal_value_in_any_history_row():
     assert [v[:4] for v in chain(customer.id)] == [
         ({"age": 20}, False, T0, T0 + 2 * DAY), ({"age": 21}, False, T0 + 2 * DAY, None)]
     assert_chain_is_whole(customer)
+    history = customer_data_export(customer=customer)["attribute_history"]
+    assert [v["attributes"] for v in history] == [{"age": 20}, {"age": 21}]
 
 
 def test_the_migration_gives_existing_customers_a_first_version_from_their_creation():
