@@ -74,6 +74,7 @@ def seed(customers: int) -> tuple[str, list[str], dict[str, int]]:
     from core.db.bulk import rows_insert
     from experiments.models import Experiment
     from experiments.services import ArmSpec, MetricSpec, experiment_create, experiment_transition
+    from marketing.attribute_history import customer_versions_open
     from marketing.models import Customer
     from marketing.services import campaign_create
 
@@ -93,6 +94,7 @@ def seed(customers: int) -> tuple[str, list[str], dict[str, int]]:
         experiment_transition(experiment=experiment, to=Experiment.Status.RUNNING)
     _, raw_key = api_key_create(name="bench", scope="write")
     ids = dict(Customer.objects.values_list("external_id", "id"))
+    customer_versions_open(((pk, {}, True) for pk in ids.values()), at=now, first=True)
     return raw_key, sorted(ids), ids
 
 

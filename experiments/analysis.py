@@ -3,7 +3,19 @@
 The numbers come from experiments.outcomes (the database does the GROUP BY);
 all statistics are experiments.stats. Segment membership is evaluated as of
 the experiment's start, so behaviour caused by the treatment can never move
-a customer between segments (point-in-time breakdowns).
+a customer between segments (point-in-time breakdowns). Attribute values and
+consent, in segment rules and attribute breakdowns alike, are the versions
+valid at that same instant (marketing.attribute_history), not the current
+ones: a customer who joined the loyalty programme because of the campaign
+stays in the group they were in when it began.
+
+Why the start and not each customer's assignment time: both are before any
+treatment, so neither lets the treatment move anyone. One instant for
+everyone makes a breakdown group the population ``segment_members(rule,
+as_of=start)`` returns, with behaviour, attributes and consent read at the
+same time in one rule, and the same group in every arm; per-assignment
+times would define each segment at as many instants as there are
+assignment times, matching no single segment's member list.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from django.db import transaction
 from core.db.bulk import rows_insert
 from experiments.models import Arm, Assignment, Experiment, Metric, TrueEffect
 from experiments.services import ArmSpec, MetricSpec, experiment_create
+from marketing.attribute_history import customer_versions_open
 from marketing.models import Campaign, Customer, CustomerAttribute, Event, Segment
 from marketing.services import segment_create
 from models_dl.synthetic import REGIONS, make_campaign_population
@@ -114,6 +115,8 @@ def demo_seed(*, customers: int, seed: int, anchor: datetime) -> DemoResult:
     first_id = Customer.objects.get(external_id=external_ids[0]).id
     ids = np.arange(first_id, first_id + n)  # rows_insert keeps order: ids are consecutive
     assert Customer.objects.get(external_id=external_ids[-1]).id == ids[-1]
+    customer_versions_open(zip(ids.tolist(), attributes, [True] * n, strict=True), at=created,
+                           first=True)
 
     # --- history: (customer index, kind, days before assignment, value) ---
     parts = []

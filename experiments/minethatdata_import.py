@@ -25,6 +25,7 @@ from django.db import transaction
 from core.db.bulk import rows_insert
 from experiments.models import Arm, Assignment, Experiment, Metric
 from experiments.services import ArmSpec, MetricSpec, experiment_create
+from marketing.attribute_history import customer_versions_open
 from marketing.models import Campaign, Customer, CustomerAttribute, Event
 
 HILLSTROM_SENT_AT = datetime(2008, 3, 3, 9, 0, tzinfo=UTC)
@@ -170,6 +171,10 @@ def hillstrom_import(path: Path) -> HillstromImportResult:
     )
     ids = dict(Customer.objects.filter(external_id__startswith="hillstrom-")
                .values_list("external_id", "id"))
+    # The file describes each customer as of the mailing; their first version
+    # also stands for that earlier time (see CustomerAttributeVersion).
+    customer_versions_open(((ids[external_id(r)], r.attributes, True) for r in rows
+                            if external_id(r) not in existing), at=now, first=True)
     assigned = set(Assignment.objects.filter(experiment=experiment)
                    .values_list("customer_id", flat=True))
     assignments_created = rows_insert(

@@ -11,7 +11,8 @@ database then sums per arm (and per group) n, Σy, Σy², Σx, Σx², Σxy, whic
 all the statistics engine needs; no per-customer row reaches Python.
 
 ``outcome_breakdowns`` answers a whole analysis in one statement: the
-per-assignment rows are joined once to the customer for attribute values and
+per-assignment rows are joined once to the customer (and its attribute
+version valid at the breakdown's cutoff) for attribute values and
 segment rules (whose behavioural metrics come from the same pass over the
 events) and summed per combination of arm and breakdown values; every
 breakdown is then a roll-up of those few cells. The events are read once and
@@ -32,6 +33,7 @@ from django.utils import timezone
 
 from core.db.sql_time import comparable, shifted
 from experiments.models import Assignment, Experiment, Metric
+from marketing.attribute_history import attributes_current_at, version_join_sql
 from marketing.behaviour import behaviour_metric_parse, behaviour_metric_sql
 from marketing.models import Customer, Event
 from marketing.segment_rules import segment_rule_condition, segment_rule_metrics
@@ -72,9 +74,12 @@ def _q(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _attribute_sql(key: str) -> tuple[str, list]:
-    """The attribute's value as text, the same on both databases ('true', 'web', '3')."""
-    column = f"{_q(Customer._meta.db_table)}.attributes"
+def _attribute_sql(key: str, table: str | None = None) -> tuple[str, list]:
+    """The attribute's value as text, the same on both databases ('true', 'web', '3').
+
+    Read from ``table`` (default: the customer table) by its name or alias.
+    """
+    column = f"{_q(table or Customer._meta.db_table)}.attributes"
     if connection.vendor == "postgresql":
         return f"{column} ->> %s", [key]
     path = f"$.{key}"
@@ -161,8 +166,11 @@ def outcome_breakdowns(
 ) -> OutcomeBreakdowns:
     """Sufficient statistics overall, per segment (key -> rule) and per attribute value.
 
-    Segment rules are evaluated on the customer row with their behavioural
-    metrics as of ``as_of`` (default: now), computed in the same pass.
+    Segment rules and attribute values are evaluated as of ``as_of``
+    (default: now): behavioural metrics computed in the same pass, and
+    attributes and consent from each customer's attribute version valid at
+    ``as_of`` (marketing.attribute_history), joined once; when none changed
+    since, from the customer row. The analysis passes the experiment's start.
     """
     metrics = list(metrics if metrics is not None else experiment.metrics.order_by("id"))
     if not metrics:
@@ -173,14 +181,20 @@ def outcome_breakdowns(
     inner, inner_params = _per_assignment_sql(experiment, metrics, behaviour=behaviour,
                                               as_of=as_of)
     customers = _q(Customer._meta.db_table)
+    # Attributes and consent as they were at as_of: one join of the versions valid then.
+    versions, join, join_params = None, "", []
+    if (attributes or segments) and not attributes_current_at(as_of):
+        versions = "v"
+        join, join_params = version_join_sql(versions, "p.customer_id", as_of)
     keys, key_params = [], []
     for key in attributes:
-        expression, p = _attribute_sql(key)
+        expression, p = _attribute_sql(key, versions)
         keys.append(expression)
         key_params += p
     for rule in segments.values():
         # The behavioural metrics the rule reads are columns of p.
-        condition, p = segment_rule_condition(rule, as_of=as_of, behaviour="p")
+        condition, p = segment_rule_condition(rule, as_of=as_of, behaviour="p",
+                                              versions=versions)
         keys.append(f"CASE WHEN {condition} THEN 1 ELSE 0 END")
         key_params += p
     sums = [f"SUM(p.y{i}), SUM(p.y{i} * p.y{i}), SUM(p.x{i}), SUM(p.x{i} * p.x{i}), "
@@ -190,11 +204,11 @@ def outcome_breakdowns(
     # breakdown is a roll-up of these cells, done below without another scan.
     sql = f"""
         SELECT {", ".join(["p.arm_id", *keys, "COUNT(*)", *sums])}
-        FROM ({inner}) p JOIN {customers} ON {customers}.id = p.customer_id
+        FROM ({inner}) p JOIN {customers} ON {customers}.id = p.customer_id {join}
         GROUP BY {", ".join(str(k) for k in range(1, len(keys) + 2))}
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*key_params, *inner_params])
+        cursor.execute(sql, [*key_params, *inner_params, *join_params])
         rows = cursor.fetchall()
     attribute_columns = [f"g{k}" for k in range(len(attributes))]
     segment_columns = [f"s{k}" for k in range(len(segments))]

@@ -4,7 +4,8 @@ Features describe a customer as of a cutoff time and use only events strictly
 before it: for training the cutoff is the customer's assignment time, for
 scoring it is "now". Per customer:
 
-- declared, non-personal CRM attributes (numeric, boolean, categorical);
+- declared, non-personal CRM attributes (numeric, boolean, categorical),
+  as they were at the cutoff (the attribute history);
 - per event kind and window N in ``windows``: ``<kind>s_<N>d`` (count);
 - ``revenue_<N>d`` (sum of purchase value) per window;
 - ``days_since_<kind>``: the metric ``days_since_<kind>_<max(windows)>d``
@@ -40,12 +41,14 @@ from django.db import connection
 
 from core.db.columnar import binary_rows_fetch, columns_fetch
 from core.db.sql_time import comparable, days_between
+from marketing.attribute_history import attributes_current_at
 from marketing.behaviour import US_PER_DAY, Aggregation, BehaviourMetric
 from marketing.models import (
     BehaviourSnapshot,
     BehaviourSnapshotPart,
     Customer,
     CustomerAttribute,
+    CustomerAttributeVersion,
     Event,
 )
 
@@ -383,9 +386,15 @@ def _attribute_sql(key: str, kind: str) -> tuple[str, list]:
     return f"CAST({value} AS REAL)", [f"$.{key}"]
 
 
-def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray) -> pd.DataFrame:
-    """Declared attributes for ``customer_ids`` (sorted), one row each in that order.
+def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray,
+                     cutoffs: np.ndarray) -> pd.DataFrame:
+    """Declared attributes for ``customer_ids`` (sorted) as of their ``cutoffs`` (µs), in that order.
 
+    Each customer's attribute version valid at their cutoff
+    (marketing.attribute_history), so a value changed after a training
+    row's assignment does not reach it. When the chunk shares one cutoff and
+    none of its customers' versions was closed after it (scoring "now"),
+    the customer rows hold those versions and are read directly.
     Numeric and boolean attributes become floats (missing: NaN, which the
     models' preprocessing handles); categorical ones stay strings (None).
     """
@@ -396,16 +405,44 @@ def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray) -> pd.DataFram
                  .values_list("key", "kind"))
     kind_of = {key: kinds.get(key, CustomerAttribute.Kind.NUMERIC) for key in spec.attributes}
     expressions = [_attribute_sql(key, kind_of[key]) for key in spec.attributes]
-    sql = (f"SELECT CAST(c.id AS BIGINT), {', '.join(e for e, _ in expressions)} "
-           f"FROM {_q(Customer._meta.db_table)} c WHERE c.id >= %s AND c.id <= %s")
-    ids, *values = columns_fetch(
-        sql, [p for _, ps in expressions for p in ps]
-        + [int(customer_ids[0]), int(customer_ids[-1])],
-        "i" + "".join("s" if kind_of[k] == CustomerAttribute.Kind.CATEGORICAL else "f"
-                      for k in spec.attributes), ordered=True)
-    at = np.searchsorted(ids, customer_ids)  # every id in the range is there
+    types = "".join("s" if kind_of[k] == CustomerAttribute.Kind.CATEGORICAL else "f"
+                    for k in spec.attributes)
+    params = [p for _, ps in expressions for p in ps]
+    low, high = int(customer_ids[0]), int(customer_ids[-1])
+    if cutoffs.min() == cutoffs.max() and attributes_current_at(
+            _datetime(int(cutoffs[0])), low=low, high=high):
+        sql = (f"SELECT CAST(c.id AS BIGINT), {', '.join(e for e, _ in expressions)} "
+               f"FROM {_q(Customer._meta.db_table)} c WHERE c.id >= %s AND c.id <= %s")
+        ids, *values = columns_fetch(sql, [*params, low, high], "i" + types, ordered=True)
+        at = np.searchsorted(ids, customer_ids)  # every id in the range is there
+        for key, column in zip(spec.attributes, values, strict=True):
+            frame[key] = column[at]
+        return frame
+    # The versions any cutoff of the chunk can select; each customer's own is picked below
+    # (valid_from <= cutoff or first, and open or valid_to > cutoff), in exact microseconds.
+    # The version table is aliased ``c`` so the attribute expressions read its JSON.
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = (f"SELECT CAST(c.customer_id AS BIGINT), c.valid_from, "
+           f"COALESCE(c.valid_to, c.valid_from), "
+           f"CAST(CASE WHEN c.valid_to IS NULL THEN 1 ELSE 0 END AS BIGINT), "
+           f"CAST(CASE WHEN c.is_first THEN 1 ELSE 0 END AS BIGINT), "
+           f"{', '.join(e for e, _ in expressions)} "
+           f"FROM {_q(CustomerAttributeVersion._meta.db_table)} c "
+           f"WHERE c.customer_id >= %s AND c.customer_id <= %s "
+           f"AND (c.valid_to IS NULL OR c.valid_to > %s) AND (c.valid_from <= %s OR c.is_first)")
+    owner, valid_from, valid_to, is_open, first, *values = columns_fetch(
+        sql, [*params, low, high, adapt(_datetime(int(cutoffs.min()))),
+              adapt(_datetime(int(cutoffs.max())))], "ittii" + types)
+    row = np.minimum(np.searchsorted(customer_ids, owner), customer_ids.size - 1)
+    cutoff = cutoffs[row]
+    keep = ((customer_ids[row] == owner) & ((valid_from <= cutoff) | (first == 1))
+            & ((is_open == 1) | (valid_to > cutoff)))
+    row = row[keep]
     for key, column in zip(spec.attributes, values, strict=True):
-        frame[key] = column[at]
+        out = np.full(customer_ids.size, None if column.dtype == object else np.nan,
+                      dtype=column.dtype)
+        out[row] = column[keep]
+        frame[key] = out
     return frame
 
 
@@ -473,7 +510,7 @@ def features_build(
             behaviour = behaviour_from_snapshot(snapshot, spec, ids, int(cutoffs[0]), last_id)
         else:
             behaviour = behaviour_from_events(spec, ids, cutoffs)
-        frame = pd.concat([_attribute_frame(spec, ids),
+        frame = pd.concat([_attribute_frame(spec, ids, cutoffs),
                            _behaviour_frame(spec, behaviour, cutoffs)], axis=1)
         sequences = []
         if spec.sequence_length:

@@ -58,6 +58,67 @@ class Customer(models.Model):
         return self.external_id
 
 
+class CustomerAttributeVersion(models.Model):
+    """A customer's CRM attributes and consent over one span of time, [valid_from, valid_to).
+
+    Training rows, segment rules and experiment breakdowns read a customer as
+    of a cutoff; ``Customer.attributes`` is only the latest state, and a
+    value changed after the cutoff (joining the loyalty programme because of
+    the campaign) would leak into them. So every write that changes the
+    attributes or the consent closes the customer's current version
+    (``valid_to`` = the write's time) and opens a new one from that time:
+    the chain has no gaps or overlaps, the current version (``valid_to``
+    NULL, one per customer) equals the customer row, and a write that
+    changes nothing adds no version.
+
+    One row per state, not one per key: every reader wants all of a
+    customer's attributes at one instant, which is then one row (one index
+    probe, and the same JSON expressions that read ``Customer.attributes``),
+    and a write that changes several keys and the consent at once closes
+    one row and opens one instead of one per key.
+
+    ``valid_from`` is when the platform recorded the state (the writer's
+    clock); customers that existed before this history got one version from
+    their ``created_at``. ``is_first`` marks the first version of each
+    customer, which also stands for any time before its ``valid_from``:
+    customers loaded after the fact (an import of a past test, a CRM synced
+    after an experiment began) describe themselves as they were first known,
+    and nothing earlier is known. A reader as of t takes the version with
+    ``(valid_from <= t or is_first) and (valid_to is NULL or valid_to > t)``:
+    exactly one per customer. No check ties valid_to to valid_from: a writer
+    whose clock is behind the previous write leaves an empty interval that
+    no reader selects, rather than a failed upsert.
+
+    Erasure removes personal attributes from every version (marketing.privacy).
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE,
+                                 related_name="attribute_versions",
+                                 db_index=False)  # (customer, valid_from) serves
+    attributes = models.JSONField(default=dict, blank=True)
+    marketing_consent = models.BooleanField(default=False)
+    valid_from = models.DateTimeField()
+    valid_to = models.DateTimeField(null=True, blank=True)
+    is_first = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["customer", "valid_from", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer"], condition=Q(valid_to__isnull=True),
+                                    name="customer_attribute_version_one_current"),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "valid_from"]),
+            # "Did anyone's attributes change after t?": readers as of a recent
+            # t answer from the customer rows when not (few rows, small index).
+            models.Index(fields=["valid_to", "customer"], condition=Q(valid_to__isnull=False),
+                         name="attribute_version_closed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attributes of {self.customer_id} from {self.valid_from:%Y-%m-%d %H:%M}"
+
+
 class Event(models.Model):
     class Kind(models.TextChoices):
         PURCHASE = "purchase", "Purchase"

@@ -7,6 +7,9 @@ experiments counted, so that no published result changes after the fact:
   segments and per-segment analyses) stay;
 - every event keeps its kind, time and value (outcomes, aggregates) and
   loses its free-form ``properties``;
+- the attribute history (CustomerAttributeVersion) loses the personal
+  attributes in every version, past ones included; versions that then no
+  longer differ merge, so not even the time a personal value changed stays;
 - the customer row, its CRM id and its assignments and exposures stay, so
   counts per arm do not move; ``erased_at`` is set and an ErasureRecord
   notes what was wiped (keys and counts, never values).
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
+from marketing.attribute_history import customer_versions_scrub
 from marketing.models import Customer, CustomerAttribute, ErasureRecord, Event
 
 # Export sections of other apps: name -> function(customer) -> JSON-ready list.
@@ -43,8 +47,10 @@ def customer_erase(*, customer: Customer, requested_by: str = "") -> ErasureReco
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     personal = set(
         CustomerAttribute.objects.filter(is_personal=True).values_list("key", flat=True))
-    removed = sorted(personal & customer.attributes.keys())
     now = timezone.now()
+    # The current version holds what the row holds: scrubbed in place, no new version.
+    in_history = customer_versions_scrub(customer.pk, personal)
+    removed = sorted((personal & customer.attributes.keys()) | in_history)
     customer.attributes = {k: v for k, v in customer.attributes.items() if k not in personal}
     customer.erased_at = customer.erased_at or now
     customer.save(update_fields=["attributes", "erased_at", "updated_at"])
@@ -66,6 +72,14 @@ def customer_data_export(*, customer: Customer) -> dict:
             "updated_at": customer.updated_at.isoformat(),
             "erased_at": customer.erased_at.isoformat() if customer.erased_at else None,
         },
+        "attribute_history": [
+            {"attributes": attributes, "marketing_consent": consent,
+             "valid_from": valid_from.isoformat(),
+             "valid_to": valid_to.isoformat() if valid_to else None}
+            for attributes, consent, valid_from, valid_to in customer.attribute_versions
+            .order_by("valid_from", "id")
+            .values_list("attributes", "marketing_consent", "valid_from", "valid_to")
+        ],
         "events": [
             {"kind": kind, "occurred_at": occurred_at.isoformat(), "value": value,
              "properties": properties, "source": source, "idempotency_key": key,

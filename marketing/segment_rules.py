@@ -16,6 +16,9 @@ A customer who lacks an attribute matches no comparison on it except
 Behavioural metrics are computed as of a cutoff time (default: now), by a
 correlated subquery per customer, or, inside a bulk query that computed them
 as columns, read from those columns (``segment_rule_condition``).
+Attribute and consent leaves read the customer's attribute version valid at
+the same cutoff (marketing.attribute_history), so a later change of an
+attribute or of consent moves no one in or out of a past segment.
 """
 
 from __future__ import annotations
@@ -24,15 +27,17 @@ from datetime import datetime
 
 from django.core.exceptions import EmptyResultSet, FullResultSet, ValidationError
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from marketing.attribute_history import attributes_current_at, version_valid_q
 from marketing.behaviour import (
     behaviour_metric_column,
     behaviour_metric_expression,
     behaviour_metric_parse,
 )
-from marketing.models import Customer, CustomerAttribute
+from marketing.models import Customer, CustomerAttribute, CustomerAttributeVersion
 
 ORDER_OPS = {"gt", "gte", "lt", "lte"}
 OPS = {"eq", "ne", "in", "not_in", "exists"} | ORDER_OPS
@@ -111,21 +116,57 @@ def _validate(rule: object, path: str, attributes: dict[str, CustomerAttribute])
 
 
 def segment_rule_q(rule: dict, *, as_of: datetime | None = None,
-                   behaviour: str | None = None) -> tuple[Q, dict]:
+                   behaviour: str | None = None, versions: str | None = None) -> tuple[Q, dict]:
     """Compile a validated rule to a Q plus the annotations it needs.
 
     ``behaviour`` names a table or alias of the enclosing query whose columns,
     named after the metrics, hold them (instead of a subquery per customer).
+    Attributes and consent are read as of ``as_of`` too: from the customer
+    row when no attribute version was closed after it (always so for "now"),
+    else from each customer's version valid at ``as_of``, which ``versions``
+    names (an alias of the enclosing query, see
+    marketing.attribute_history.version_join_sql) or, without it, a
+    correlated subquery finds.
     """
+    attributes_as_of = as_of
     as_of = as_of or timezone.now()
+    state_annotations = _state_annotations(attributes_as_of, versions)
 
     def metric_expression(metric):
         if behaviour:
             return behaviour_metric_column(metric, behaviour)
         return behaviour_metric_expression(metric, as_of)
 
-    annotations: dict = {}
-    return _compile(rule, metric_expression, annotations), annotations
+    annotations: dict = dict(state_annotations)
+    fields = (_ATTRIBUTES, _CONSENT) if state_annotations else ("attributes", "marketing_consent")
+    return _compile(rule, metric_expression, annotations, fields), annotations
+
+
+# Annotations holding the attributes and consent valid at a past cutoff.
+_ATTRIBUTES, _CONSENT = "_attributes_then", "_consent_then"
+
+
+def _state_annotations(as_of: datetime | None, versions: str | None) -> dict:
+    """{} when the customer row is the state at ``as_of``, else the state's annotations."""
+    if as_of is None or attributes_current_at(as_of):
+        return {}
+    if versions:
+        alias = connection.ops.quote_name(versions)
+        return {_ATTRIBUTES: RawSQL(f"{alias}.attributes", [], output_field=JSONField()),
+                _CONSENT: RawSQL(f"{alias}.marketing_consent", [], output_field=BooleanField())}
+    valid = CustomerAttributeVersion.objects.filter(version_valid_q(as_of),
+                                                    customer=OuterRef("pk"))
+    return {_ATTRIBUTES: _Subquery(valid.values("attributes")[:1], output_field=JSONField()),
+            _CONSENT: _Subquery(valid.values("marketing_consent")[:1],
+                                output_field=BooleanField())}
+
+
+class _Subquery(Subquery):
+    """A Subquery whose params are a list: Django's JSON has_key on SQLite appends to them."""
+
+    def as_sql(self, *args, **kwargs):
+        sql, params = super().as_sql(*args, **kwargs)
+        return sql, list(params)
 
 
 def segment_rule_metrics(rule: dict) -> set[str]:
@@ -137,21 +178,23 @@ def segment_rule_metrics(rule: dict) -> set[str]:
     return {rule["metric"]} if "metric" in rule else set()
 
 
-def _compile(rule: dict, metric_expression, annotations: dict) -> Q:
+def _compile(rule: dict, metric_expression, annotations: dict,
+             fields: tuple[str, str] = ("attributes", "marketing_consent")) -> Q:
+    attributes, consent = fields
     if "all" in rule:
         q = Q()
         for child in rule["all"]:
-            q &= _compile(child, metric_expression, annotations)
+            q &= _compile(child, metric_expression, annotations, fields)
         return q
     if "any" in rule:
         q = Q(pk__in=[])
         for child in rule["any"]:
-            q |= _compile(child, metric_expression, annotations)
+            q |= _compile(child, metric_expression, annotations, fields)
         return q
     if "not" in rule:
-        return ~_compile(rule["not"], metric_expression, annotations)
+        return ~_compile(rule["not"], metric_expression, annotations, fields)
     if "consent" in rule:
-        return Q(marketing_consent=rule["consent"])
+        return Q(**{consent: rule["consent"]})
 
     op, value = rule["op"], rule.get("value")
     if "metric" in rule:
@@ -161,8 +204,8 @@ def _compile(rule: dict, metric_expression, annotations: dict) -> Q:
         field = alias
         present = Q()
     else:
-        field = f"attributes__{rule['attr']}"
-        present = Q(attributes__has_key=rule["attr"])
+        field = f"{attributes}__{rule['attr']}"
+        present = Q(**{f"{attributes}__has_key": rule["attr"]})
         if op == "exists":
             return present if value else ~present
 
@@ -178,21 +221,28 @@ def _compile(rule: dict, metric_expression, annotations: dict) -> Q:
 
 
 def segment_members(rule: dict, *, as_of: datetime | None = None) -> QuerySet[Customer]:
-    """Customers matching the rule, as one lazy query (nothing is loaded)."""
+    """Customers matching the rule as of ``as_of`` (default now), as one lazy query.
+
+    Behavioural metrics, attributes and consent are all read as of
+    ``as_of`` (see segment_rule_q); nothing is loaded.
+    """
     q, annotations = segment_rule_q(rule, as_of=as_of)
     return Customer.objects.annotate(**annotations).filter(q)
 
 
 def segment_rule_condition(rule: dict, *, as_of: datetime | None = None,
-                           behaviour: str | None = None) -> tuple[str, list]:
+                           behaviour: str | None = None,
+                           versions: str | None = None) -> tuple[str, list]:
     """The rule as a SQL boolean over one customer row, for use inside a larger query.
 
-    The expression refers to the customer table by its own name and, for
-    behavioural metrics, to columns of ``behaviour`` (correlated subqueries
-    without it); the caller's query must have both in FROM. It is the WHERE
-    clause ``segment_members`` runs, compiled by the same code.
+    The expression refers to the customer table by its own name, for
+    behavioural metrics to columns of ``behaviour`` and, for attributes and
+    consent as of a past ``as_of``, to the version row ``versions``
+    (correlated subqueries without them); the caller's query must have them
+    in FROM. It is the WHERE clause ``segment_members`` runs, compiled by
+    the same code.
     """
-    q, annotations = segment_rule_q(rule, as_of=as_of, behaviour=behaviour)
+    q, annotations = segment_rule_q(rule, as_of=as_of, behaviour=behaviour, versions=versions)
     query = Customer.objects.annotate(**annotations).filter(q).query
     try:
         sql, params = query.get_compiler(connection=connection).compile(query.where)

@@ -15,6 +15,11 @@ from django.utils import timezone
 
 from core.db.bulk import rows_insert
 from core.db.lookups import values_matching
+from marketing.attribute_history import (
+    customer_versions_copy,
+    customer_versions_open,
+    customer_versions_record,
+)
 from marketing.models import Campaign, Customer, CustomerAttribute, Event, Segment
 from marketing.segment_rules import segment_rule_validate
 
@@ -68,6 +73,27 @@ def customer_attributes_clean(
     if errors:
         raise ValidationError(errors)
     return clean
+
+
+@transaction.atomic
+def customer_save(*, customer: Customer) -> Customer:
+    """Validate and save one customer, recording a version when its attributes or consent changed.
+
+    The single-row door (the demo's and tests' factories); many rows go
+    through ``customers_upsert_bulk``. See marketing.attribute_history.
+    """
+    customer.full_clean()
+    stored = None
+    if customer.pk is not None:
+        stored = (Customer.objects.select_for_update().filter(pk=customer.pk)
+                  .values_list("attributes", "marketing_consent").first())
+    customer.save()
+    state = (customer.pk, customer.attributes, customer.marketing_consent)
+    if stored is None:
+        customer_versions_open([state], at=customer.created_at, first=True)
+    elif stored != (customer.attributes, customer.marketing_consent):
+        customer_versions_record([state], at=customer.updated_at)
+    return customer
 
 
 @dataclass
@@ -286,7 +312,11 @@ def customers_upsert_bulk(rows: Sequence[object]) -> CustomerBulkResult:
     rejected row is reported with its index. An erased customer accepts no
     personal attribute again. Costs a few queries per 5,000 rows: new
     customers go in with one COPY (core.db.bulk), changed ones with one
-    UPDATE per batch; rows that change nothing are not written.
+    UPDATE per batch; rows that change nothing are not written. The
+    attribute history (marketing.attribute_history) is written alongside:
+    a first version per new customer and, per changed one, the previous
+    version closed (one UPDATE for all) and a new one opened, copied from
+    the rows just written (one INSERT ... SELECT for all).
     """
     definitions = {a.key: a for a in CustomerAttribute.objects.all()}
     personal = {k for k, a in definitions.items() if a.is_personal}
@@ -304,6 +334,8 @@ def customers_upsert_bulk(rows: Sequence[object]) -> CustomerBulkResult:
                                        "created_at", "updated_at"],
                             [(e, a, c, now, now) for e, a, c in inserts])
                 _customers_update(updates, now)
+                customer_versions_copy(created=[e for e, _, _ in inserts],
+                                       changed=[pk for pk, _, _ in updates], at=now)
         except IntegrityError:
             # Another request created one of these customers meanwhile:
             # read again, and the row becomes an update.

@@ -9,6 +9,7 @@ from itertools import count
 from experiments.models import Experiment, Metric
 from experiments.services import ArmSpec, MetricSpec, experiment_create
 from marketing.models import Campaign, Customer, CustomerAttribute, Event
+from marketing.services import customer_save
 
 _seq = count(1)
 
@@ -24,9 +25,9 @@ def attributes_declare() -> None:
 
 def customer_make(**attributes) -> Customer:
     consent = attributes.pop("consent", True)
-    return Customer.objects.create(
-        external_id=f"c{next(_seq)}", attributes=attributes, marketing_consent=consent
-    )
+    # Through the service, like every writer: the customer gets its first attribute version.
+    return customer_save(customer=Customer(
+        external_id=f"c{next(_seq)}", attributes=attributes, marketing_consent=consent))
 
 
 def event_make(customer: Customer, kind: str, occurred_at: datetime, value: float = 0.0,

@@ -128,10 +128,18 @@ class _ExportTargetingEntry(serializers.Serializer):
     expected_profit = serializers.FloatField()
 
 
+class _ExportAttributeVersion(serializers.Serializer):
+    attributes = serializers.DictField()
+    marketing_consent = serializers.BooleanField()
+    valid_from = serializers.DateTimeField()
+    valid_to = serializers.DateTimeField(allow_null=True)
+
+
 class CustomerExportSerializer(serializers.Serializer):
     """Documents marketing.privacy.customer_data_export's result (already JSON-ready)."""
 
     customer = _ExportCustomer()
+    attribute_history = _ExportAttributeVersion(many=True)
     events = _ExportEvent(many=True)
     assignments = _ExportAssignment(many=True)
     exposures = _ExportExposure(many=True)
