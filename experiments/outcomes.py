@@ -282,3 +282,77 @@ def assignment_cutoffs(experiment_id: int) -> tuple[str, list]:
     table = _q(Assignment._meta.db_table)
     return (f"SELECT customer_id, assigned_at AS cutoff FROM {table} WHERE experiment_id = %s",
             [experiment_id])
+
+
+@dataclass(frozen=True)
+class OfferCosts:
+    """What sending one offer costs: once per contact, and once per converting customer."""
+
+    cost_per_contact: float
+    cost_per_conversion: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProfitCell:
+    """Sums over the customers of one arm who were sent one offer (None: not contacted)."""
+
+    n: int
+    sum_profit: float
+    sum_profit2: float
+    conversions: float
+    value: float
+
+
+def outcome_profit_cells(
+    experiment: Experiment, *, value_metric: Metric, value_per_unit: float,
+    offer_sql: str, offer_params: Sequence, costs: Mapping[str, OfferCosts],
+    default_costs: OfferCosts,
+) -> dict[tuple[int, str | None], ProfitCell]:
+    """Profit sums per (arm id, offer sent), computed in the database.
+
+    For every assignment, over the attribution window after assignment::
+
+        value      = y(value_metric) * value_per_unit
+        converted  = 1 if the customer had an event of value_metric's kind, else 0
+        profit     = value - c_contact(offer) - c_conversion(offer) * converted
+
+    where ``offer`` is ``offer_sql``, an SQL expression over the
+    per-assignment columns ``p.customer_id`` and ``p.arm_id`` that names the
+    offer the customer was sent or is NULL (not contacted: no cost). Offers
+    missing from ``costs`` cost ``default_costs``. The database sums n,
+    Σprofit, Σprofit², Σconverted and Σvalue per (arm, offer); the arm's
+    sufficient statistics are the sums over its offers.
+    """
+    converted = Metric(name="converted", event_kind=value_metric.event_kind,
+                       aggregation=Metric.Aggregation.CONVERTED)
+    inner, inner_params = _per_assignment_sql(experiment, [value_metric, converted])
+    offers = sorted(costs)
+
+    def cost_case(attribute: str) -> tuple[str, list]:
+        whens = " ".join("WHEN r.offer = %s THEN %s" for _ in offers)
+        params = [v for offer in offers for v in (offer, float(getattr(costs[offer], attribute)))]
+        return (f"(CASE WHEN r.offer IS NULL THEN 0 {whens} ELSE %s END)",
+                [*params, float(getattr(default_costs, attribute))])
+
+    contact_sql, contact_params = cost_case("cost_per_contact")
+    conversion_sql, conversion_params = cost_case("cost_per_conversion")
+    sql = f"""
+        SELECT o.arm_id, o.offer, COUNT(*), SUM(o.profit), SUM(o.profit * o.profit),
+               SUM(o.converted), SUM(o.value)
+        FROM (
+            SELECT r.arm_id, r.offer, r.value, r.converted,
+                   r.value - {contact_sql} - {conversion_sql} * r.converted AS profit
+            FROM (
+                SELECT p.arm_id, ({offer_sql}) AS offer, p.y0 * %s AS value, p.y1 AS converted
+                FROM ({inner}) p
+            ) r
+        ) o
+        GROUP BY o.arm_id, o.offer
+    """
+    params = [*contact_params, *conversion_params, *offer_params, float(value_per_unit),
+              *inner_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return {(int(arm_id), offer): ProfitCell(int(n), float(s), float(s2), float(c), float(v))
+            for arm_id, offer, n, s, s2, c, v in rows}

@@ -1,6 +1,7 @@
 """Model versions and the targeting lists built from them."""
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -10,7 +11,14 @@ from core.admin_actions import TaskActionsMixin, action_report
 from core.admin_readonly import SnapshotAdmin
 from core.charts import svg_line_chart
 from jobs.requests import customers_score_request
-from modelling.models import ModelVersion, TargetingList
+from modelling.followup import (
+    follow_up_plan_csv,
+    follow_up_summary,
+    targeting_follow_up_analyse,
+    targeting_follow_up_create,
+    targeting_follow_up_start,
+)
+from modelling.models import ModelVersion, TargetingFollowUp, TargetingList
 from modelling.targeting import targeting_list_create, targeting_list_csv
 
 
@@ -55,6 +63,17 @@ class TargetingListAdmin(SnapshotAdmin):
     list_filter = ["campaign"]
     readonly_fields = [f.name for f in TargetingList._meta.fields if f.name != "profit_curve"]
     exclude = ["profit_curve"]
+    actions = ["follow_up"]
+
+    def has_follow_up_permission(self, request) -> bool:
+        """A follow-up is a new experiment: the same permission as adding one."""
+        return request.user.has_perm("experiments.add_experiment")
+
+    @admin.action(description="Create a follow-up experiment (policy / random / holdout "
+                              "45/45/10, left in draft)", permissions=["follow_up"])
+    def follow_up(self, request, queryset):
+        action_report(request, lambda t: targeting_follow_up_create(targeting_list=t), queryset,
+                      "Follow-up experiment created in draft; see Targeting follow-ups.")
 
     @admin.display(description="Export")
     def csv_link(self, obj):
@@ -66,6 +85,8 @@ class TargetingListAdmin(SnapshotAdmin):
                      name="modelling_targetinglist_csv"), *super().get_urls()]
 
     def csv_view(self, request, pk):
+        if not request.user.has_perm("modelling.export_targetinglist"):
+            raise PermissionDenied  # a list of customer ids: exporting it is its own permission
         target = get_object_or_404(TargetingList, pk=pk)
         response = StreamingHttpResponse(targeting_list_csv(target), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="targeting-list-{pk}.csv"'
@@ -82,3 +103,55 @@ class TargetingListAdmin(SnapshotAdmin):
                                    {**(extra_context or {}), "profit_chart": chart,
                                     "csv_url": reverse("admin:modelling_targetinglist_csv",
                                                        args=[target.id])})
+
+
+@admin.register(TargetingFollowUp)
+class TargetingFollowUpAdmin(TaskActionsMixin, admin.ModelAdmin):
+    """A list's policy in the field: start it, analyse it, download what to send."""
+
+    list_display = ["id", "targeting_list", "experiment", "status", "shares", "summary",
+                    "analysed_at", "plan_link"]
+    list_select_related = ["experiment", "targeting_list__campaign"]
+    readonly_fields = ["targeting_list", "experiment", "shares", "plan", "summary",
+                       "analysis", "analysed_at", "created_at"]
+    actions = ["start", "analyse"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="Status")
+    def status(self, obj):
+        return obj.experiment.get_status_display()
+
+    @admin.display(description="Result")
+    def summary(self, obj):
+        return follow_up_summary(obj.analysis)
+
+    @admin.display(description="Plan")
+    def plan_link(self, obj):
+        url = reverse("admin:modelling_targetingfollowup_plan_csv", args=[obj.id])
+        return format_html('<a href="{}">CSV</a>', url)
+
+    @admin.action(description="Start: assign the population and draw the random offers",
+                  permissions=["run_tasks"])
+    def start(self, request, queryset):
+        action_report(request, lambda f: targeting_follow_up_start(follow_up=f), queryset,
+                      "Follow-ups started; download each plan for the CRM.")
+
+    @admin.action(description="Analyse incremental profit now", permissions=["run_tasks"])
+    def analyse(self, request, queryset):
+        action_report(request, lambda f: targeting_follow_up_analyse(follow_up=f), queryset,
+                      "Follow-ups analysed.")
+
+    def get_urls(self):
+        return [path("<int:pk>/plan.csv", self.admin_site.admin_view(self.plan_csv_view),
+                     name="modelling_targetingfollowup_plan_csv"), *super().get_urls()]
+
+    def plan_csv_view(self, request, pk):
+        if not request.user.has_perm("modelling.export_targetinglist"):
+            raise PermissionDenied  # who gets which offer is as sensitive as the list itself
+        follow_up = get_object_or_404(TargetingFollowUp.objects.select_related("experiment"),
+                                      pk=pk)
+        response = StreamingHttpResponse(follow_up_plan_csv(follow_up), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="follow-up-{pk}.csv"'
+        return response

@@ -169,3 +169,55 @@ class TargetingEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.customer_id} -> {self.arm}"
+
+
+class TargetingFollowUp(models.Model):
+    """A field test of a targeting list's policy: policy / random / holdout on its population.
+
+    The experiment holds the groups (its arms) and, once started, the
+    assignments; ``plan`` records how the random group is drawn (contact rate
+    and offer mix of the policy over the same population) and the economics
+    the analysis charges; ``analysis`` is the latest incremental-profit
+    comparison (modelling.followup).
+    """
+
+    targeting_list = models.ForeignKey(TargetingList, on_delete=models.PROTECT,
+                                       related_name="follow_ups")
+    experiment = models.OneToOneField(Experiment, on_delete=models.CASCADE,
+                                      related_name="targeting_follow_up")
+    # {"policy": 0.45, "random": 0.45, "holdout": 0.1}
+    shares = models.JSONField()
+    # eligible, on_list, contact_rate, offer_mix {offer: share}, economics, populated_at.
+    plan = models.JSONField(default=dict)
+    analysis = models.JSONField(default=dict, blank=True)
+    analysed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"follow-up of targeting list #{self.targeting_list_id} ({self.experiment.key})"
+
+
+class TargetingFollowUpOffer(models.Model):
+    """The offer a customer of a follow-up's random group is sent (contacted ones only).
+
+    Drawn once, from a hash, when the follow-up starts; stored so that the
+    plan export and the profit analysis read it in SQL (the policy group's
+    offers are the list's entries, the holdout is never contacted).
+    """
+
+    follow_up = models.ForeignKey(TargetingFollowUp, on_delete=models.CASCADE,
+                                  related_name="random_offers")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    offer = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["follow_up", "customer"],
+                                    name="followup_offer_one_per_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} -> {self.offer}"

@@ -6,7 +6,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from marketing.models import Event
-from modelling.models import CustomerScore, ModelVersion, TargetingEntry, TargetingList
+from modelling.followup import follow_up_summary
+from modelling.models import (
+    CustomerScore,
+    ModelVersion,
+    TargetingEntry,
+    TargetingFollowUp,
+    TargetingList,
+)
 
 # --- Model versions ------------------------------------------------------------
 
@@ -211,3 +218,55 @@ class TargetingEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = TargetingEntry
         fields = ["rank", "customer", "arm", "uplift", "expected_profit"]
+
+
+# --- Targeting follow-ups ----------------------------------------------------------
+
+class FollowUpSharesSerializer(serializers.Serializer):
+    policy = serializers.FloatField(help_text="Share sent as the policy says.")
+    random = serializers.FloatField(help_text="Share sent the same contacts and offer mix "
+                                              "at random.")
+    holdout = serializers.FloatField(help_text="Share never contacted (the control).")
+
+
+class FollowUpInSerializer(serializers.Serializer):
+    shares = FollowUpSharesSerializer(required=False, allow_null=True, default=None,
+                                      help_text="Positive, summing to 1; default 0.45 / "
+                                                "0.45 / 0.10.")
+    key = serializers.SlugField(max_length=64, required=False, allow_null=True, default=None,
+                                help_text="The experiment's key; default followup_<list>_<hex>.")
+    name = serializers.CharField(max_length=128, required=False, allow_null=True,
+                                 default=None)
+    start = serializers.BooleanField(required=False, default=False,
+                                     help_text="Start now (assign the population); default: "
+                                               "leave the experiment in draft.")
+
+
+class FollowUpSerializer(serializers.ModelSerializer):
+    targeting_list = serializers.IntegerField(source="targeting_list_id")
+    experiment = serializers.CharField(source="experiment.key")
+    status = serializers.CharField(source="experiment.status")
+    shares = serializers.DictField(child=serializers.FloatField())
+    plan = serializers.DictField(help_text=(
+        "eligible, on_list, contact_rate, offer_mix (the policy over the population; the "
+        "random group's draw), economics (value and costs the analysis charges), "
+        "populated_at."))
+    analysis = serializers.DictField(help_text=(
+        "groups (customers, contacts, offers, profit, profit_per_customer) and policy_minus "
+        "{random, holdout}: difference in profit per customer with se, ci_low, ci_high, "
+        "p_value; empty until analysed."))
+    summary = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TargetingFollowUp
+        fields = ["id", "targeting_list", "experiment", "status", "shares", "plan", "analysis",
+                  "summary", "analysed_at", "created_at"]
+
+    def get_summary(self, follow_up: TargetingFollowUp) -> str:
+        return follow_up_summary(follow_up.analysis)
+
+
+class FollowUpPlanEntrySerializer(serializers.Serializer):
+    customer = serializers.CharField(source="customer_external_id")
+    group = serializers.CharField()
+    offer = serializers.CharField(allow_null=True, help_text="null: do not contact.")

@@ -38,7 +38,20 @@ from marketing.api.views import (
 )
 from marketing.models import Campaign
 from modelling.api import serializers as s
-from modelling.models import CustomerScore, ModelVersion, TargetingEntry, TargetingList
+from modelling.followup import (
+    follow_up_plan,
+    follow_up_plan_csv,
+    targeting_follow_up_analyse,
+    targeting_follow_up_create,
+    targeting_follow_up_start,
+)
+from modelling.models import (
+    CustomerScore,
+    ModelVersion,
+    TargetingEntry,
+    TargetingFollowUp,
+    TargetingList,
+)
 from modelling.targeting import targeting_list_create, targeting_list_csv
 
 # --- Model versions --------------------------------------------------------------
@@ -368,4 +381,168 @@ class TargetingListCsvView(GenericAPIView):
         response = StreamingHttpResponse(targeting_list_csv(target),
                                          content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="targeting-list-{target.id}.csv"'
+        return response
+
+
+# --- Targeting follow-ups ------------------------------------------------------------
+
+FOLLOW_UP_ID = OpenApiParameter(
+    "id", int, OpenApiParameter.PATH, description="The follow-up's id.",
+    examples=[OpenApiExample("Follow-up", value=2)])
+FOLLOW_UP_EXAMPLE = {
+    "id": 2, "targeting_list": 3, "experiment": "followup_3_9f2c41aa", "status": "draft",
+    "shares": {"policy": 0.45, "random": 0.45, "holdout": 0.1},
+    "plan": {"eligible": 2, "on_list": 1, "contact_rate": 0.5, "offer_mix": {"email": 1.0},
+             "economics": {"value_per_conversion": 40.0,
+                           "default": {"cost_per_contact": 0.05, "cost_per_conversion": 0.0},
+                           "offers": {"email": {"cost_per_contact": 0.05,
+                                                "cost_per_conversion": 0.0}}},
+             "populated_at": None},
+    "analysis": {}, "summary": "Not analysed yet.", "analysed_at": None,
+    "created_at": "2026-06-17T09:00:00Z"}
+FOLLOW_UP_ANALYSED_EXAMPLE = {
+    **FOLLOW_UP_EXAMPLE, "status": "running", "analysed_at": "2026-07-01T09:00:00Z",
+    "analysis": {
+        "metric": "purchase", "value_per_unit": 40.0, "confidence": 0.95,
+        "groups": {"policy": {"customers": 4500, "contacts": 1800, "offers": {"email": 1800},
+                              "conversions": 410.0, "value": 16400.0, "profit": 16310.0,
+                              "profit_per_customer": 3.62}},
+        "policy_minus": {"random": {"difference": 0.42, "se": 0.16, "ci_low": 0.11,
+                                    "ci_high": 0.73, "p_value": 0.008},
+                         "holdout": {"difference": 0.95, "se": 0.18, "ci_low": 0.6,
+                                     "ci_high": 1.3, "p_value": 0.0001}}},
+    "summary": "The policy earned +€0.42 per customer more than random (95% CI +0.11 to "
+               "+0.73) and +€0.95 more than no contact (95% CI +0.60 to +1.30)."}
+PLAN_CSV_EXAMPLE = "customer_external_id,group,offer\r\ncrm-1001,policy,email\r\ncrm-1002,holdout,\r\n"
+
+
+def follow_up_or_404(id: int) -> TargetingFollowUp:  # noqa: A002 - the path parameter's name
+    return get_object_or_404(TargetingFollowUp.objects.select_related(
+        "experiment", "targeting_list__model_version", "targeting_list__campaign"), pk=id)
+
+
+class TargetingListFollowUpView(GenericAPIView):
+    permission_model = TargetingFollowUp
+    write_permission = "add"
+    serializer_class = s.FollowUpInSerializer
+
+    @extend_schema(
+        tags=["targeting"], summary="Create a follow-up experiment of the list's policy",
+        description="Randomises the list's population (consenting, not erased, scored by its "
+                    "model version, in its segment) into policy (the list's offers), random "
+                    "(the same contact rate and offer mix at random) and holdout (no contact), "
+                    "by `shares`. Left in draft unless `start` is true; start it with POST "
+                    "/follow-ups/{id}/start/.",
+        parameters=[TARGET_LIST_ID], request=s.FollowUpInSerializer,
+        responses={201: s.FollowUpSerializer, **error_responses(400, 404)},
+        examples=[OpenApiExample("Request", request_only=True, value={
+                      "shares": {"policy": 0.45, "random": 0.45, "holdout": 0.1},
+                      "start": False}),
+                  OpenApiExample("Created", value=FOLLOW_UP_EXAMPLE, response_only=True,
+                                 status_codes=[201])],
+    )
+    def post(self, request, id: int):  # noqa: A002 - the path parameter's name
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        follow_up = targeting_follow_up_create(targeting_list=targeting_list_or_404(id),
+                                               **body.validated_data)
+        return Response(s.FollowUpSerializer(follow_up).data, status=status.HTTP_201_CREATED)
+
+
+class FollowUpDetailView(GenericAPIView):
+    permission_model = TargetingFollowUp
+    serializer_class = s.FollowUpSerializer
+
+    @extend_schema(
+        tags=["targeting"], summary="One follow-up: its plan and latest profit analysis",
+        parameters=[FOLLOW_UP_ID], responses={200: s.FollowUpSerializer, **error_responses(404)},
+        examples=[OpenApiExample("Follow-up", value=FOLLOW_UP_ANALYSED_EXAMPLE,
+                                 response_only=True)],
+    )
+    def get(self, request, id: int):  # noqa: A002 - the path parameter's name
+        return Response(self.get_serializer(follow_up_or_404(id)).data)
+
+
+class FollowUpStartView(GenericAPIView):
+    permission_model = TargetingFollowUp
+    serializer_class = s.FollowUpSerializer
+
+    @extend_schema(
+        tags=["targeting"], summary="Start the follow-up: assign its population",
+        description="Starts the experiment if a draft, assigns every eligible customer a group "
+                    "and draws the random group's offers. Safe to repeat.",
+        parameters=[FOLLOW_UP_ID], request=None,
+        responses={200: s.FollowUpSerializer, **error_responses(400, 404)},
+        examples=[OpenApiExample("Started", response_only=True,
+                                 value={**FOLLOW_UP_EXAMPLE, "status": "running"})],
+    )
+    def post(self, request, id: int):  # noqa: A002 - the path parameter's name
+        follow_up = targeting_follow_up_start(follow_up=follow_up_or_404(id))
+        return Response(self.get_serializer(follow_up).data)
+
+
+class FollowUpAnalyseView(GenericAPIView):
+    permission_model = TargetingFollowUp
+    serializer_class = s.FollowUpSerializer
+
+    @extend_schema(
+        tags=["targeting"], summary="Analyse the follow-up's incremental profit now",
+        description="Profit per customer (value of conversions, or revenue, minus the contact "
+                    "and conversion costs of the offer sent) per group, summed in the database; "
+                    "the policy against random and against holdout with Welch intervals.",
+        parameters=[FOLLOW_UP_ID], request=None,
+        responses={200: s.FollowUpSerializer, **error_responses(404)},
+        examples=[OpenApiExample("Analysed", value=FOLLOW_UP_ANALYSED_EXAMPLE,
+                                 response_only=True)],
+    )
+    def post(self, request, id: int):  # noqa: A002 - the path parameter's name
+        follow_up = targeting_follow_up_analyse(follow_up=follow_up_or_404(id))
+        return Response(self.get_serializer(follow_up).data)
+
+
+class CustomerIdCursorPagination(IdCursorPagination):
+    ordering = "customer_id"
+
+
+class FollowUpPlanView(ListView):
+    permission_model = TargetingFollowUp
+    pagination_class = CustomerIdCursorPagination
+    serializer_class = s.FollowUpPlanEntrySerializer
+
+    @extend_schema(
+        tags=["targeting"], summary="What to send each customer of the follow-up",
+        description="One row per assigned customer: group and offer (null: no contact). Empty "
+                    "until the follow-up starts.",
+        parameters=[FOLLOW_UP_ID],
+        responses={200: s.FollowUpPlanEntrySerializer(many=True), **error_responses(404)},
+        examples=[OpenApiExample("Entry", response_only=True, value={
+            "customer": "crm-1001", "group": "policy", "offer": "email"})],
+    )
+    def get(self, request, id: int):  # noqa: A002 - the path parameter's name
+        return self.list(request, follow_up_plan(follow_up_or_404(id)))
+
+
+class FollowUpPlanCsvView(GenericAPIView):
+    permission_model = TargetingFollowUp
+
+    def perform_content_negotiation(self, request, force=False):
+        # As for the list's CSV: the body is CSV whatever Accept says.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        tags=["targeting"], summary="The follow-up's plan as CSV, streamed",
+        description="customer_external_id, group, offer (empty: no contact), by customer. "
+                    "Cells starting with = + - @ are prefixed with ' so spreadsheets never "
+                    "run them as formulas.",
+        parameters=[FOLLOW_UP_ID],
+        responses={(200, "text/csv"): OpenApiResponse(
+            OpenApiTypes.STR, description="customer_external_id, group, offer",
+            examples=[OpenApiExample("CSV", value=PLAN_CSV_EXAMPLE, response_only=True)]),
+            **error_responses(404)},
+    )
+    def get(self, request, id: int):  # noqa: A002 - the path parameter's name
+        follow_up = follow_up_or_404(id)
+        response = StreamingHttpResponse(follow_up_plan_csv(follow_up),
+                                         content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="follow-up-{follow_up.id}.csv"'
         return response
