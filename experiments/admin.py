@@ -18,6 +18,8 @@ from jobs.requests import experiment_analyse_request, uplift_model_train_request
 class ArmInline(admin.TabularInline):
     model = Arm
     extra = 0
+    fields = ["name", "weight", "is_control", "contacts_customer", "cost_per_contact",
+              "cost_per_conversion"]
 
 
 class MetricInline(admin.TabularInline):
