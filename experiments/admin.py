@@ -110,6 +110,8 @@ class _DesignInline(admin.TabularInline):
 class ArmInline(_DesignInline):
     model = Arm
     formset = ArmFormSet
+    fields = ["name", "weight", "is_control", "contacts_customer", "cost_per_contact",
+              "cost_per_conversion"]
 
 
 class MetricInline(_DesignInline):

@@ -7,8 +7,10 @@ experiments.services.experiment_transition, which validates them.
 
 from __future__ import annotations
 
+import math
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -19,6 +21,20 @@ from marketing.models import Campaign, Customer, Event, Segment, slug_validator
 
 def new_salt() -> str:
     return secrets.token_hex(8)
+
+
+# Money per contact or per conversion: non-negative and finite. The bound is
+# how "finite" reads in a check constraint on both databases (PostgreSQL
+# orders NaN above every number, so NaN fails it too).
+MONEY_MAX = 1e12
+
+
+def finite_validator(value: float) -> None:
+    if not math.isfinite(value):  # NaN passes the min/max validators' comparisons
+        raise ValidationError("must be a finite number", code="not_finite")
+
+
+money_validators = [finite_validator, MinValueValidator(0.0), MaxValueValidator(MONEY_MAX)]
 
 
 class Experiment(models.Model):
@@ -91,6 +107,11 @@ class Arm(models.Model):
     # Whether being in this arm means the customer is contacted; customers
     # without marketing consent are only ever placed in non-contact arms.
     contacts_customer = models.BooleanField(default=True)
+    # Economics of this arm for targeting (modelling.targeting): the cost of
+    # one contact (NULL = the campaign's cost_per_contact) and the cost paid
+    # on every conversion in the arm, e.g. a coupon's margin (NULL = 0).
+    cost_per_contact = models.FloatField(null=True, blank=True, validators=money_validators)
+    cost_per_conversion = models.FloatField(null=True, blank=True, validators=money_validators)
 
     class Meta:
         ordering = ["experiment", "id"]
@@ -100,6 +121,14 @@ class Arm(models.Model):
                 fields=["experiment"], condition=Q(is_control=True), name="arm_one_control"
             ),
             models.CheckConstraint(condition=Q(weight__gte=0), name="arm_weight_non_negative"),
+            models.CheckConstraint(
+                condition=Q(cost_per_contact__isnull=True) | (
+                    Q(cost_per_contact__gte=0) & Q(cost_per_contact__lte=MONEY_MAX)),
+                name="arm_cost_per_contact_finite_non_negative"),
+            models.CheckConstraint(
+                condition=Q(cost_per_conversion__isnull=True) | (
+                    Q(cost_per_conversion__gte=0) & Q(cost_per_conversion__lte=MONEY_MAX)),
+                name="arm_cost_per_conversion_finite_non_negative"),
         ]
 
     def __str__(self) -> str:

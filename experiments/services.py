@@ -20,6 +20,8 @@ class ArmSpec:
     weight: float
     is_control: bool = False
     contacts_customer: bool = True
+    cost_per_contact: float | None = None  # None: the campaign's
+    cost_per_conversion: float | None = None  # None: 0
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,9 @@ def experiment_create(
     experiment.breakdown_segments.set(breakdown_segments)
     for i, spec in enumerate(arms):
         arm = Arm(experiment=experiment, name=spec.name, weight=spec.weight,
-                  is_control=spec.is_control, contacts_customer=spec.contacts_customer)
+                  is_control=spec.is_control, contacts_customer=spec.contacts_customer,
+                  cost_per_contact=spec.cost_per_contact,
+                  cost_per_conversion=spec.cost_per_conversion)
         _clean(arm, f"arms[{i}]")
         arm.save()
     for i, spec in enumerate(metrics):

@@ -251,6 +251,11 @@ class Campaign(models.Model):
         max_digits=14, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    # Guardrail economics per event kind (e.g. "unsubscribe"): money one extra
+    # event costs the business, and the most extra events a targeting list may
+    # be expected to cause. Validated by marketing.services.campaign_harm_clean.
+    harm_prices = models.JSONField(default=dict, blank=True)
+    harm_caps = models.JSONField(default=dict, blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

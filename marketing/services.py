@@ -273,9 +273,37 @@ def segment_create(*, key: str, name: str, rule: dict, description: str = "") ->
     return segment
 
 
+def campaign_harm_clean(field_name: str, values: object) -> dict[str, float]:
+    """A guardrail-economics mapping checked: event kind -> non-negative finite number.
+
+    ``harm_prices`` (money per extra event) and ``harm_caps`` (most extra
+    events a list may be expected to cause) both have this shape; unknown
+    event kinds and negative, non-finite or non-numeric values are refused
+    with a message naming the field and the kind.
+    """
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise ValidationError({field_name: "must be an object of event kind -> number"})
+    known = set(Event.Kind.values)
+    cleaned = {}
+    for kind, value in values.items():
+        if kind not in known:
+            raise ValidationError({field_name: f"unknown event kind {kind!r}; "
+                                               f"known: {sorted(known)}"})
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise ValidationError({field_name: f"{kind}: must be a number"})
+        number = float(value)
+        if not (math.isfinite(number) and number >= 0):
+            raise ValidationError({field_name: f"{kind}: must be a non-negative finite number"})
+        cleaned[str(kind)] = number
+    return cleaned
+
+
 def campaign_create(
     *, key: str, name: str, channel: str, cost_per_contact: Decimal | float | str,
     value_per_conversion: Decimal | float | str, budget: Decimal | float | str | None = None,
+    harm_prices: Mapping[str, float] | None = None, harm_caps: Mapping[str, float] | None = None,
     owner=None,
 ) -> Campaign:
     campaign = Campaign(
@@ -283,9 +311,33 @@ def campaign_create(
         cost_per_contact=Decimal(str(cost_per_contact)),
         value_per_conversion=Decimal(str(value_per_conversion)),
         budget=None if budget is None else Decimal(str(budget)), owner=owner,
+        harm_prices=campaign_harm_clean("harm_prices", harm_prices),
+        harm_caps=campaign_harm_clean("harm_caps", harm_caps),
     )
     campaign.full_clean()
     campaign.save()
+    return campaign
+
+
+_CAMPAIGN_EDITABLE = frozenset({"name", "channel", "status", "cost_per_contact",
+                                "value_per_conversion", "budget", "harm_prices", "harm_caps"})
+
+
+def campaign_update(*, campaign: Campaign, **changes) -> Campaign:
+    """Change a campaign's editable fields (economics, guardrail prices and caps, status)."""
+    unknown = set(changes) - _CAMPAIGN_EDITABLE
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: "cannot be changed"})
+    for name in ("harm_prices", "harm_caps"):
+        if name in changes:
+            changes[name] = campaign_harm_clean(name, changes[name])
+    for name in ("cost_per_contact", "value_per_conversion", "budget"):
+        if changes.get(name) is not None:
+            changes[name] = Decimal(str(changes[name]))
+    for name, value in changes.items():
+        setattr(campaign, name, value)
+    campaign.full_clean()
+    campaign.save(update_fields=list(changes) or None)
     return campaign
 
 

@@ -103,6 +103,12 @@ class CustomerScore(models.Model):
     uplift = models.FloatField(null=True, blank=True)
     best_arm = models.CharField(max_length=64, blank=True)
     uplift_by_arm = models.JSONField(default=dict, blank=True)
+    # Uplift models with guardrail models: the predicted change of each
+    # guardrail metric per arm, {"unsubscribes": {"email": 0.004, ...}, ...}.
+    # The treated outcome per arm is not stored: it is response + uplift_by_arm
+    # exactly (both come from one forward pass), so targeting reads it as that sum.
+    # NULL: written without guardrail models (e.g. by a frame that predates them).
+    guardrail_by_arm = models.JSONField(null=True, blank=True, default=dict)
     # Response models (and uplift models' predicted control outcome).
     response = models.FloatField(null=True, blank=True)
     scored_at = models.DateTimeField()
@@ -130,7 +136,8 @@ class TargetingList(models.Model):
                                       related_name="target_lists")
     segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+")
-    # The inputs as used: cost, value, budget, max_contacts (for the record).
+    # The inputs as used: costs per arm, value, budget, max_contacts, arm
+    # capacity, guardrail prices and caps, eligible count (for the record).
     parameters = models.JSONField(default=dict)
     size = models.PositiveIntegerField(default=0)
     total_cost = models.FloatField(default=0.0)
@@ -138,6 +145,14 @@ class TargetingList(models.Model):
     expected_conversions = models.FloatField(default=0.0)
     # Expected profit against the number of customers contacted, for the chart.
     profit_curve = models.JSONField(default=dict, blank=True)
+    # {arm name: customers}, and {guardrail metric: expected extra events}.
+    contacts_by_arm = models.JSONField(default=dict, blank=True)
+    guardrail_harm = models.JSONField(default=dict, blank=True)
+    # sha256 of the entries as text lines "customer_id,arm,rank\n" in rank order.
+    digest = models.CharField(max_length=64, blank=True)
+    # The held-out (doubly robust) evaluation and its baselines:
+    # modelling.targeting_evaluation.
+    evaluation = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -150,13 +165,21 @@ class TargetingList(models.Model):
 
 
 class TargetingEntry(models.Model):
+    # Like scores, entries are derived rows written a million at a time for
+    # ids just read: the database checks no foreign keys (checking them at
+    # commit cost as long as writing the rows) and keeps no index of its own
+    # on either column (the unique constraints' indexes lead with the list);
+    # Django still cascades deletes, and a customer's entries are found by a scan.
     targeting_list = models.ForeignKey(TargetingList, on_delete=models.CASCADE,
-                                       related_name="entries")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+                                       related_name="entries", db_constraint=False,
+                                       db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+",
+                                 db_constraint=False, db_index=False)
     rank = models.PositiveIntegerField()
     arm = models.CharField(max_length=64)
-    uplift = models.FloatField()
+    uplift = models.FloatField()  # of the chosen arm
     expected_profit = models.FloatField()
+    uplift_by_arm = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["targeting_list", "rank"]

@@ -17,10 +17,16 @@ import hashlib
 import uuid
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 
 from modelling.models import ModelVersion
+
+# Inside an uplift version's artifact folder, covered by its checksum: one
+# model per guardrail metric, and the ids of the held-out (test) customers.
+GUARDRAIL_FOLDER = "guardrails"
+HELD_OUT_FILE = "held_out_customer_ids.npy"
 
 
 def artifact_folder(version: ModelVersion) -> Path:
@@ -37,15 +43,40 @@ def artifact_checksum(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def artifact_load(version: ModelVersion):
-    """The fitted estimator of a version, after checking the artifact's checksum."""
-    from models_dl import load_estimator
-
+def _checked_folder(version: ModelVersion) -> Path:
     folder = Path(version.artifact_path)
     if not folder.is_dir():
         raise FileNotFoundError(f"artifact of model version {version.id} missing at {folder}")
     if artifact_checksum(folder) != version.artifact_sha256:
         raise ValueError(f"artifact of model version {version.id} fails its checksum")
+    return folder
+
+
+def guardrail_models_load(version: ModelVersion) -> dict:
+    """Metric name -> fitted guardrail uplift model (checksum checked); {} when none."""
+    from models_dl import load_estimator
+
+    names = [name for name, entry in version.metrics.get("guardrails", {}).items()
+             if entry.get("model")]
+    if not names:
+        return {}
+    folder = _checked_folder(version)
+    return {name: load_estimator(folder / GUARDRAIL_FOLDER / name, device="cpu")
+            for name in names}
+
+
+def held_out_ids_load(version: ModelVersion):
+    """The version's test-split customer ids (numpy int64), or None for older versions."""
+    folder = _checked_folder(version)
+    path = folder / HELD_OUT_FILE
+    return np.load(path, allow_pickle=False) if path.is_file() else None
+
+
+def artifact_load(version: ModelVersion):
+    """The fitted estimator of a version, after checking the artifact's checksum."""
+    from models_dl import load_estimator
+
+    folder = _checked_folder(version)
     if version.kind == ModelVersion.Kind.RESPONSE:
         from models_dl.response import PropensityToBuyClassifier
 

@@ -31,7 +31,7 @@ from marketing.features import FeatureSpec, features_build, fixed_cutoff
 from marketing.models import Customer, Segment
 from marketing.segment_rules import segment_members
 from modelling.models import CustomerScore, ModelVersion
-from modelling.registry import artifact_load
+from modelling.registry import artifact_load, guardrail_models_load
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,14 @@ def _model(version_id: int, checksum: str):
     return artifact_load(ModelVersion.objects.get(id=version_id))
 
 
+@lru_cache(maxsize=4)
+def _guardrail_models(version_id: int, checksum: str) -> dict:
+    version = ModelVersion.objects.get(id=version_id)
+    if version.kind != ModelVersion.Kind.UPLIFT:
+        return {}
+    return guardrail_models_load(version)
+
+
 def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
                 segment: Segment | None = None) -> int:
     """Score the customers with ``chunk.low < id <= chunk.high``; returns rows written."""
@@ -66,10 +74,11 @@ def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
     sql, params = customers.values("id").query.sql_with_params()
     spec = FeatureSpec.from_json(version.feature_spec)
     model = _model(version.id, version.artifact_sha256)
+    guardrails = _guardrail_models(version.id, version.artifact_sha256)
     arm_names = version.metrics.get("arm_names", [])
     with large_aggregates():
         frames = [_score_frame(version, model, features.customer_ids, features.frame, arm_names,
-                               cutoff)
+                               cutoff, guardrails=guardrails)
                   for features in features_build(
                       spec=spec, source=fixed_cutoff(cutoff, sql, list(params)),
                       chunk_size=chunk.high - chunk.low,
@@ -80,9 +89,14 @@ def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
 
 
 def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
-                 cutoff: datetime) -> pd.DataFrame:
-    """The score rows of one feature chunk, as columns (see core.db.bulk.frame_insert)."""
+                 cutoff: datetime, *, guardrails: dict | None = None) -> pd.DataFrame:
+    """The score rows of one feature chunk, as columns (see core.db.bulk.frame_insert).
+
+    ``guardrails``: metric name -> guardrail uplift model; their per-arm
+    effects go to ``guardrail_by_arm`` as {"metric": {"arm": effect}}.
+    """
     frame = pd.DataFrame({"model_version_id": version.id, "customer_id": ids})
+    frame["guardrail_by_arm"] = "{}"
     if version.kind == ModelVersion.Kind.RESPONSE:
         frame["uplift"], frame["best_arm"], frame["uplift_by_arm"] = np.nan, "", "{}"
         frame["response"] = np.asarray(model.predict_proba(X))[:, 1]
@@ -103,9 +117,23 @@ def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
                                for name in names) + "}"
     frame["uplift_by_arm"] = [template % values
                               for values in zip(*np.round(effect, 6).T.tolist(), strict=True)]
+    if guardrails:
+        frame["guardrail_by_arm"] = _guardrail_json(guardrails, X, names, ids.size)
     frame["response"] = outcomes[:, 0]
     frame["scored_at"] = cutoff
     return frame
+
+
+def _guardrail_json(guardrails: dict, X, names: list[str], n: int) -> list[str]:
+    """{"metric": {"arm": effect, ...}, ...} per row, from one format string (as uplift_by_arm)."""
+    parts, columns = [], []
+    for metric, guard_model in guardrails.items():
+        outcomes = np.asarray(guard_model.predict_outcomes(X)).reshape(n, -1)
+        columns.extend(np.round(outcomes[:, 1:] - outcomes[:, [0]], 6).T.tolist())
+        parts.append(json.dumps(metric).replace("%", "%%") + ": {" + ", ".join(
+            json.dumps(name).replace("%", "%%") + ": %r" for name in names) + "}")
+    template = "{" + ", ".join(parts) + "}"
+    return [template % values for values in zip(*columns, strict=True)]
 
 
 def behaviour_snapshots_refresh() -> list[dict]:

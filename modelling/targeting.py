@@ -3,25 +3,53 @@
 The one place that turns scores into a contact decision (models_dl.policy
 does the arithmetic). Only customers with marketing consent who have not
 been erased are eligible; an optional segment narrows the list further.
+
+Per customer ``i`` and treatment arm ``k`` the decision uses (see
+models_dl.policy for the rule and the knapsack):
+
+    profit_ik = value * uplift_ik - cost_k - conversion_cost_k * treated_ik
+                - sum_g price_g * harm_ikg
+
+``uplift_ik`` and ``treated_ik = response_i + uplift_ik`` (the predicted
+outcome under arm k: scoring stores the control outcome as ``response`` and
+the effects, so the sum is the model's own per-arm prediction) come from the
+scores, ``harm_ikg`` from ``guardrail_by_arm`` (the guardrail models'
+effects, sign-flipped for a metric where higher is better). ``cost_k`` is
+the arm's cost per contact (else the ``cost_per_contact`` given, else the
+campaign's), ``conversion_cost_k`` the arm's cost per conversion (else 0),
+``price_g`` / the cap on expected extra events the campaign's
+``harm_prices`` / ``harm_caps`` for the metric's event kind. A customer with
+``profit_ik <= 0`` in every arm is never contacted.
+
+Scores are read in id chunks straight into numpy columns (core.db.columnar:
+the JSON numbers are extracted in SQL), never a Python object per customer.
+Every list also carries a held-out evaluation (modelling.targeting_evaluation).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 
 import numpy as np
+import pandas as pd
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from core.db.bulk import rows_insert
-from marketing.models import Campaign, Segment
+from core.db.bulk import frame_insert
+from core.db.columnar import columns_fetch
+from marketing.models import Campaign, Customer, Segment
 from marketing.segment_rules import segment_members
+from marketing.services import campaign_harm_clean
 from modelling.models import CustomerScore, ModelVersion, TargetingEntry, TargetingList
 from modelling.registry import champion
-from models_dl.policy import targeting_select
+from modelling.targeting_evaluation import Economics, select, targeting_evaluate
+
+READ_CHUNK = 200_000
 
 
 @transaction.atomic
@@ -29,15 +57,95 @@ def targeting_list_create(
     *, campaign: Campaign, model_version: ModelVersion | None = None,
     budget: float | None = None, max_contacts: int | None = None,
     segment: Segment | None = None, cost_per_contact: float | None = None,
-    value_per_conversion: float | None = None,
+    value_per_conversion: float | None = None, arm_capacity: Mapping[str, int] | None = None,
+    harm_prices: Mapping[str, float] | None = None, harm_caps: Mapping[str, float] | None = None,
+    evaluate: bool = True,
 ) -> TargetingList:
-    """Build and store a list. Defaults: the campaign's champion and its economics."""
+    """Build and store a list. Defaults: the campaign's champion and its economics.
+
+    ``cost_per_contact`` replaces the campaign's for arms without their own;
+    ``arm_capacity``: arm name -> most customers in that arm; ``harm_prices``
+    / ``harm_caps``: event kind -> number, replacing the campaign's.
+    ``evaluate=False`` skips the held-out evaluation (benchmarks).
+    """
     version = model_version or champion(campaign.id, ModelVersion.Kind.UPLIFT)
     if version is None:
         raise ValidationError({"model_version": f"campaign {campaign.key} has no champion "
                                                 "uplift model; train one first"})
     if version.campaign_id != campaign.id or version.kind != ModelVersion.Kind.UPLIFT:
         raise ValidationError({"model_version": "must be an uplift model of this campaign"})
+    econ = _economics(campaign, version, budget=budget, max_contacts=max_contacts,
+                      cost_per_contact=cost_per_contact,
+                      value_per_conversion=value_per_conversion, arm_capacity=arm_capacity,
+                      harm_prices=harm_prices, harm_caps=harm_caps)
+    ids, uplift, response, guard = _scores_read(version, econ, segment)
+    treated = np.clip(np.nan_to_num(response)[:, None] + uplift, 0.0, None)
+    try:
+        decision = select(econ, uplift, treated, guard)
+    except ValueError as error:
+        raise ValidationError({"parameters": str(error)}) from error
+
+    order, arm = decision.order, decision.arm
+    names = np.asarray(econ.arm_names, dtype=object)
+    chosen_uplift = uplift[order, arm[order]]
+    digest = _digest(ids[order], names[arm[order]])
+    parameters = {
+        "cost_per_contact": econ.default_cost, "value_per_conversion": econ.value,
+        "budget": econ.budget, "max_contacts": econ.max_contacts, "eligible": int(ids.size),
+        "cost_per_contact_by_arm": dict(zip(econ.arm_names, econ.cost.tolist(), strict=True)),
+        "cost_per_conversion_by_arm": dict(zip(econ.arm_names, econ.conversion_cost.tolist(),
+                                        strict=True)),
+        "arm_capacity": None if econ.arm_capacity is None else dict(zip(
+            econ.arm_names, [None if np.isinf(c) else int(c) for c in econ.arm_capacity],
+            strict=True)),
+        "harm_prices": dict(zip(econ.guardrails, econ.guard_price.tolist(), strict=True)),
+        "harm_caps": dict(zip(econ.guardrails, [None if np.isinf(c) else c
+                                                for c in econ.guard_cap.tolist()], strict=True)),
+    }
+    target = TargetingList.objects.create(
+        campaign=campaign, model_version=version, segment=segment, parameters=parameters,
+        size=int(order.size), total_cost=decision.total_cost,
+        expected_profit=decision.total_expected_profit,
+        expected_conversions=float(chosen_uplift.sum()),
+        profit_curve={"contacts": decision.curve_contacts.tolist(),
+                      "profit": decision.curve_profit.tolist()},
+        contacts_by_arm=dict(zip(econ.arm_names, decision.contacts_by_arm.tolist(),
+                                 strict=True)),
+        guardrail_harm=dict(zip(econ.guardrails, decision.guardrail_total.tolist(),
+                                strict=True)),
+        digest=digest,
+        evaluation=_evaluation(version, campaign, econ, int(ids.size)) if evaluate
+        else {"available": False, "reason": "not requested"},
+    )
+    template = "{" + ", ".join(json.dumps(name).replace("%", "%%") + ": %r"
+                               for name in econ.arm_names) + "}"
+    frame_insert(TargetingEntry, pd.DataFrame({
+        "targeting_list_id": target.id, "customer_id": ids[order],
+        "rank": np.arange(1, order.size + 1), "arm": names[arm[order]],
+        "uplift": chosen_uplift, "expected_profit": decision.expected_profit,
+        "uplift_by_arm": [template % row for row in zip(
+            *np.round(uplift[order], 6).T.tolist(), strict=True)] if order.size else [],
+    }))
+    return target
+
+
+def _evaluation(version: ModelVersion, campaign: Campaign, econ: Economics, eligible: int) -> dict:
+    if not version.artifact_path:
+        return {"available": False, "reason": "the model version has no artifact"}
+    try:
+        return targeting_evaluate(version=version, campaign=campaign, econ=econ,
+                                  eligible=eligible)
+    except (ValueError, FileNotFoundError) as error:
+        # The list stands; the reason the experiment cannot judge it is recorded.
+        return {"available": False, "reason": f"{type(error).__name__}: {error}"}
+
+
+def _economics(campaign: Campaign, version: ModelVersion, *, budget, max_contacts,
+               cost_per_contact, value_per_conversion, arm_capacity, harm_prices,
+               harm_caps) -> Economics:
+    arm_names = list(version.metrics.get("arm_names", []))[1:]
+    if not arm_names:
+        raise ValidationError({"model_version": "the version records no arm names"})
     cost = float(campaign.cost_per_contact if cost_per_contact is None else cost_per_contact)
     value = float(campaign.value_per_conversion if value_per_conversion is None
                   else value_per_conversion)
@@ -49,53 +157,136 @@ def targeting_list_create(
             raise ValidationError({name: "must be a non-negative number"})
     if max_contacts is not None and max_contacts < 0:
         raise ValidationError({"max_contacts": "must be non-negative"})
+    arms = ({} if version.experiment_id is None
+            else {a.name: a for a in version.experiment.arms.all()})
+    costs = np.array([cost if getattr(arms.get(n), "cost_per_contact", None) is None
+                      else arms[n].cost_per_contact for n in arm_names], dtype=np.float64)
+    conversion = np.array([getattr(arms.get(n), "cost_per_conversion", None) or 0.0
+                           for n in arm_names], dtype=np.float64)
+    capacity = None
+    if arm_capacity:
+        unknown = set(arm_capacity) - set(arm_names)
+        if unknown:
+            raise ValidationError({"arm_capacity": f"unknown arm {sorted(unknown)[0]!r}"})
+        if any(not isinstance(c, int) or c < 0 for c in arm_capacity.values()):
+            raise ValidationError({"arm_capacity": "must be non-negative integers"})
+        capacity = np.array([arm_capacity.get(n, np.inf) for n in arm_names], dtype=np.float64)
+    prices = campaign_harm_clean("harm_prices", campaign.harm_prices if harm_prices is None
+                                 else harm_prices)
+    caps = campaign_harm_clean("harm_caps", campaign.harm_caps if harm_caps is None
+                               else harm_caps)
+    guardrails = {g: e for g, e in version.metrics.get("guardrails", {}).items()
+                  if e.get("model")}
+    return Economics(
+        arm_names=arm_names, value=value, cost=costs, conversion_cost=conversion,
+        guardrails=list(guardrails),
+        guard_sign=np.array([-1.0 if e["higher_is_better"] else 1.0
+                             for e in guardrails.values()]),
+        guard_price=np.array([prices.get(e["event_kind"], 0.0) for e in guardrails.values()]),
+        guard_cap=np.array([caps.get(e["event_kind"], np.inf) for e in guardrails.values()]),
+        budget=budget, max_contacts=max_contacts, arm_capacity=capacity, default_cost=cost)
 
-    scores = CustomerScore.objects.filter(
-        model_version=version, customer__marketing_consent=True, customer__erased_at__isnull=True,
-        uplift__isnull=False)
+
+def _json_number(column: str, *keys: str) -> tuple[str, list[str]]:
+    """SQL for one number inside a JSON column, and its parameters."""
+    if connection.vendor == "postgresql":
+        # jsonb -> float8 directly: no detour through text per value.
+        path = "".join(" -> %s" for _ in keys)
+        return f"CAST(s.{column}{path} AS DOUBLE PRECISION)", list(keys)
+    return (f"CAST(json_extract(s.{column}, %s) AS REAL)",
+            ["$" + "".join('."' + key.replace('"', '\\"') + '"' for key in keys)])
+
+
+def _scores_read(version: ModelVersion, econ: Economics, segment: Segment | None):
+    """Eligible customers' ids, uplift (n, K), response (n,), harm (n, K, G), in id order."""
+    select_sql, select_params = ["s.customer_id", "s.response"], []
+    for name in econ.arm_names:
+        sql, params = _json_number("uplift_by_arm", name)
+        select_sql.append(sql)
+        select_params += params
+    for g in econ.guardrails:
+        for name in econ.arm_names:
+            sql, params = _json_number("guardrail_by_arm", g, name)
+            select_sql.append(sql)
+            select_params += params
+    where, where_params = "", []
     if segment is not None:
-        scores = scores.filter(customer__in=segment_members(segment.rule,
-                                                            as_of=timezone.now()).values("id"))
-    rows = list(scores.order_by("customer_id").values_list("customer_id", "uplift", "best_arm")
-                .iterator(chunk_size=50_000))
-    customer_ids = np.array([r[0] for r in rows], dtype=np.int64)
-    uplift = np.array([r[1] for r in rows], dtype=np.float64)
-    decision = targeting_select(uplift, cost_per_contact=cost, value_per_conversion=value,
-                                budget=budget, max_contacts=max_contacts)
-    target = TargetingList.objects.create(
-        campaign=campaign, model_version=version, segment=segment,
-        parameters={"cost_per_contact": cost, "value_per_conversion": value, "budget": budget,
-                    "max_contacts": max_contacts, "eligible": len(rows)},
-        size=int(decision.order.size), total_cost=decision.total_cost,
-        expected_profit=decision.total_expected_profit,
-        expected_conversions=float(uplift[decision.order].sum()),
-        profit_curve={"contacts": decision.curve_contacts.tolist(),
-                      "profit": decision.curve_profit.tolist()},
-    )
-    rows_insert(
-        TargetingEntry, ["targeting_list_id", "customer_id", "rank", "arm", "uplift",
-                         "expected_profit"],
-        ((target.id, int(customer_ids[i]), rank, rows[i][2], float(uplift[i]), float(p))
-         for rank, (i, p) in enumerate(zip(decision.order.tolist(),
-                                           decision.expected_profit.tolist(), strict=True),
-                                       start=1)),
-    )
-    return target
+        members_sql, members_params = segment_members(
+            segment.rule, as_of=timezone.now()).values("id").query.sql_with_params()
+        where, where_params = f" AND s.customer_id IN ({members_sql})", list(members_params)
+    score_table = connection.ops.quote_name(CustomerScore._meta.db_table)
+    customer_table = connection.ops.quote_name(Customer._meta.db_table)
+    sql = (f"SELECT {', '.join(select_sql)} FROM {score_table} s "
+           f"JOIN {customer_table} c ON c.id = s.customer_id "
+           "WHERE s.model_version_id = %s AND s.customer_id > %s AND c.marketing_consent = %s "
+           f"AND c.erased_at IS NULL AND s.uplift IS NOT NULL{where} "
+           "ORDER BY s.customer_id LIMIT %s")
+    kinds = "i" + "f" * (len(select_sql) - 1)
+    chunks, last = [], 0
+    while True:
+        columns = columns_fetch(sql, [*select_params, version.id, last, True, *where_params,
+                                      READ_CHUNK], kinds, ordered=True)
+        if columns[0].size:
+            chunks.append(columns)
+            last = int(columns[0][-1])
+        if columns[0].size < READ_CHUNK:
+            break
+    k, g = len(econ.arm_names), len(econ.guardrails)
+    if not chunks:
+        return (np.empty(0, dtype=np.int64), np.empty((0, k)), np.empty(0),
+                np.empty((0, k, g)))
+    table = np.column_stack([np.concatenate([c[i] for c in chunks])
+                             for i in range(1, len(select_sql))])
+    ids = np.concatenate([c[0] for c in chunks])
+    uplift = table[:, 1:1 + k]
+    guard = table[:, 1 + k:].reshape(ids.size, g, k).transpose(0, 2, 1) * econ.guard_sign
+    if np.isnan(uplift).any() or np.isnan(guard).any():
+        raise ValidationError({"model_version": "some scores lack a per-arm uplift or guardrail "
+                                                "prediction: rescore the customers"})
+    return ids, uplift, table[:, 0], guard
+
+
+def _digest(customer_ids: np.ndarray, arms: np.ndarray) -> str:
+    """sha256 of "customer_id,arm,rank\\n" per entry in rank order."""
+    digest = hashlib.sha256()
+    lines = [f"{c},{a},{r}\n" for r, (c, a) in enumerate(
+        zip(customer_ids.tolist(), arms.tolist(), strict=True), start=1)]
+    digest.update("".join(lines).encode())
+    return digest.hexdigest()
 
 
 CSV_COLUMNS = ["rank", "customer_external_id", "arm", "predicted_uplift", "expected_profit"]
+# A cell a spreadsheet would read as a formula (or that hides one behind a
+# tab or carriage return) is written with a leading apostrophe.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> str:
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def targeting_list_csv(target: TargetingList, *, chunk_size: int = 10_000) -> Iterator[str]:
-    """CSV lines (header first), streamed in chunks so large lists never sit in memory."""
+    """CSV lines (header first), streamed in chunks so large lists never sit in memory.
+
+    Columns: rank, customer, chosen arm, its predicted uplift, expected profit,
+    then ``uplift_<arm>`` per arm. Text cells are made formula-safe (csv_safe);
+    numbers are formatted here and cannot start with a formula character
+    except a minus sign, which is a number to a spreadsheet, not a formula.
+    """
+    arm_names = list(target.model_version.metrics.get("arm_names", []))[1:]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow([*CSV_COLUMNS, *(csv_safe(f"uplift_{name}") for name in arm_names)])
     yield buffer.getvalue()
     entries = (TargetingEntry.objects.filter(targeting_list=target).order_by("rank")
-               .values_list("rank", "customer__external_id", "arm", "uplift", "expected_profit"))
+               .values_list("rank", "customer__external_id", "arm", "uplift", "expected_profit",
+                            "uplift_by_arm"))
     for row in entries.iterator(chunk_size=chunk_size):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow([row[0], row[1], row[2], f"{row[3]:.6f}", f"{row[4]:.4f}"])
+        by_arm = row[5] or {}
+        writer.writerow([row[0], csv_safe(row[1]), csv_safe(row[2]), f"{row[3]:.6f}",
+                         f"{row[4]:.4f}",
+                         *(f"{by_arm[name]:.6f}" if name in by_arm else "" for name in arm_names)])
         yield buffer.getvalue()

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,13 @@ from marketing.features import FeatureSpec, features_build
 from marketing.models import Customer, CustomerAttribute
 from marketing.segment_rules import segment_members
 from modelling.models import ModelVersion
-from modelling.registry import artifact_checksum, artifact_folder, champion_consider
+from modelling.registry import (
+    GUARDRAIL_FOLDER,
+    HELD_OUT_FILE,
+    artifact_checksum,
+    artifact_folder,
+    champion_consider,
+)
 from modelling.uplift_calibration import calibration_table
 from models_dl import make_estimator
 from models_dl.baselines import causalml_fit_predict
@@ -187,6 +194,57 @@ def _sanity_problems(effect: np.ndarray, metrics: dict) -> list[str]:
     return problems
 
 
+# Guardrail models only rank harm; a few epochs give their ordering at a
+# fraction of the primary model's training time.
+GUARDRAIL_MAX_EPOCHS = 20
+
+
+def guardrail_models_fit(*, experiment: Experiment, data: TrainingData, split: Split, name: str,
+                         params: dict, folder: Path) -> dict[str, dict]:
+    """One uplift model per guardrail metric, saved under ``folder/guardrails/<metric>``.
+
+    Same estimator family, random_state and split as the primary model (so
+    the held-out rows are the same), epochs capped at GUARDRAIL_MAX_EPOCHS.
+    Returns, per metric, what scoring and targeting need (event kind, whether
+    a rise is bad) and its held-out quality. A guardrail model that fails is
+    recorded with its error and left out; the primary model stands.
+    """
+    fit_rows = np.concatenate([split.train, split.validation])
+    X_fit, X_test = data.X.iloc[fit_rows], data.X.iloc[split.test]
+    t_fit, t_test = data.treatment[fit_rows], data.treatment[split.test]
+    cheap = {**params, "max_epochs": min(int(params.get("max_epochs", GUARDRAIL_MAX_EPOCHS)),
+                                         GUARDRAIL_MAX_EPOCHS)}
+    found: dict[str, dict] = {}
+    for metric in experiment.metrics.filter(role=Metric.Role.GUARDRAIL).order_by("id"):
+        entry = {"event_kind": metric.event_kind, "aggregation": metric.aggregation,
+                 "higher_is_better": metric.higher_is_better}
+        try:
+            outcomes = outcome_rows(experiment, metric)
+            if not np.array_equal(outcomes.customer_ids, data.customer_ids):
+                raise ValueError("guardrail outcomes and training rows disagree")
+            model = make_estimator(name, validation_fraction=split.validation.size
+                                   / fit_rows.size, **cheap)
+            model.fit(X_fit, t_fit, outcomes.y[fit_rows])
+            effect = np.asarray(model.predict(X_test)).reshape(split.test.size, -1)
+            quality, _ = evaluate_uplift(outcomes.y[split.test], t_test, effect,
+                                         data.arm_names, None)
+            model.save(folder / GUARDRAIL_FOLDER / metric.name)
+            found[metric.name] = {**entry, "held_out": quality, "model": True}
+        except Exception as exc:  # a guardrail model is an aid; its failure is recorded
+            logger.exception("guardrail model %s failed", metric.name)
+            found[metric.name] = {**entry, "model": False, "error": f"{type(exc).__name__}: {exc}"}
+    return found
+
+
+def held_out_ids_save(folder: Path, customer_ids: np.ndarray) -> None:
+    """The test split's customer ids, inside the artifact (so the checksum covers them).
+
+    modelling.targeting_evaluation evaluates lists on exactly these
+    customers, which the model never saw.
+    """
+    np.save(folder / HELD_OUT_FILE, np.sort(np.asarray(customer_ids, dtype=np.int64)))
+
+
 def uplift_model_train(
     *, experiment: Experiment, metric: Metric | None = None,
     estimators: Sequence[str] = ("default",), baselines: Sequence[str] = ("X",),
@@ -245,6 +303,10 @@ def uplift_model_train(
                 y_test, t_test, effect, data.arm_names, kind=_stats_kind(metric),
                 segments={key: mask[split.test] for key, mask in segment_masks.items()})
             folder = estimator.save(artifact_folder(version))
+            metrics["guardrails"] = guardrail_models_fit(
+                experiment=experiment, data=data, split=split, name=name, params=params,
+                folder=folder)
+            held_out_ids_save(folder, data.customer_ids[split.test])
             problems = _sanity_problems(effect, metrics)
             ModelVersion.objects.filter(pk=version.pk).update(
                 status=ModelVersion.Status.REJECTED if problems else ModelVersion.Status.READY,

@@ -6,16 +6,35 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api.serializers import BulkRowsField
-from experiments.models import AnalysisResult, Arm, Assignment, Experiment, Exposure, Metric
+from experiments.models import (
+    MONEY_MAX,
+    AnalysisResult,
+    Arm,
+    Assignment,
+    Experiment,
+    Exposure,
+    Metric,
+    finite_validator,
+)
 from marketing.models import Event
 
 
 class ArmSerializer(serializers.ModelSerializer):
     weight = serializers.FloatField(min_value=0)
+    # DRF's FloatField lets NaN through its bounds: the model's finite check runs too.
+    cost_per_contact = serializers.FloatField(
+        min_value=0, max_value=MONEY_MAX, required=False, allow_null=True, default=None,
+        validators=[finite_validator],
+        help_text="Cost of one contact in this arm; null: the campaign's cost_per_contact.")
+    cost_per_conversion = serializers.FloatField(
+        min_value=0, max_value=MONEY_MAX, required=False, allow_null=True, default=None,
+        validators=[finite_validator],
+        help_text="Cost paid on every conversion in this arm (e.g. a coupon); null: 0.")
 
     class Meta:
         model = Arm
-        fields = ["name", "weight", "is_control", "contacts_customer"]
+        fields = ["name", "weight", "is_control", "contacts_customer", "cost_per_contact",
+                  "cost_per_conversion"]
         extra_kwargs = {"is_control": {"default": False}, "contacts_customer": {"default": True}}
 
 

@@ -7,10 +7,12 @@ every bad one with its index, and is the only place the rules live.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from core.api.serializers import BulkRowsField
 from marketing.models import Campaign, Customer, CustomerAttribute, ErasureRecord, Event, Segment
+from marketing.services import campaign_harm_clean
 
 
 class CustomerAttributeSerializer(serializers.ModelSerializer):
@@ -226,13 +228,34 @@ class CampaignInSerializer(serializers.Serializer):
     value_per_conversion = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
     budget = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0,
                                       required=False, allow_null=True, default=None)
+    harm_prices = serializers.DictField(
+        child=serializers.FloatField(min_value=0), required=False, default=dict,
+        help_text="Money one extra guardrail event costs, per event kind, e.g. "
+                  '{"unsubscribe": 8.0}; targeting subtracts it from expected profit.')
+    harm_caps = serializers.DictField(
+        child=serializers.FloatField(min_value=0), required=False, default=dict,
+        help_text="Most extra guardrail events a targeting list may be expected to cause, "
+                  'per event kind, e.g. {"unsubscribe": 50}.')
+
+    def validate_harm_prices(self, value):
+        return _harm_or_invalid("harm_prices", value)
+
+    def validate_harm_caps(self, value):
+        return _harm_or_invalid("harm_caps", value)
+
+
+def _harm_or_invalid(name: str, value):
+    try:
+        return campaign_harm_clean(name, value)
+    except DjangoValidationError as error:
+        raise serializers.ValidationError(error.message_dict[name]) from None
 
 
 class CampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
         fields = ["key", "name", "channel", "status", "cost_per_contact", "value_per_conversion",
-                  "budget", "created_at"]
+                  "budget", "harm_prices", "harm_caps", "created_at"]
 
 
 class CampaignFilterSerializer(serializers.Serializer):

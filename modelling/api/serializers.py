@@ -173,6 +173,17 @@ class TargetingListInSerializer(serializers.Serializer):
     value_per_conversion = serializers.FloatField(min_value=0, required=False, allow_null=True,
                                                   default=None,
                                                   help_text="Default: the campaign's.")
+    arm_capacity = serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=2**31 - 1), required=False,
+        allow_null=True, default=None, help_text="Arm name -> most customers in that arm.")
+    harm_prices = serializers.DictField(
+        child=serializers.FloatField(min_value=0), required=False, allow_null=True,
+        default=None, help_text="Event kind -> money per extra guardrail event; default: the "
+                                "campaign's.")
+    harm_caps = serializers.DictField(
+        child=serializers.FloatField(min_value=0), required=False, allow_null=True,
+        default=None, help_text="Event kind -> most extra guardrail events the list may be "
+                                "expected to cause; default: the campaign's.")
 
 
 class ProfitCurveSerializer(serializers.Serializer):
@@ -192,12 +203,19 @@ class TargetingListSummarySerializer(serializers.ModelSerializer):
     segment = serializers.SerializerMethodField()
     parameters = serializers.DictField(help_text=(
         "The inputs as used: cost_per_contact, value_per_conversion, budget, max_contacts, "
-        "and eligible (scored customers with consent)."))
+        "eligible (scored customers with consent), cost_per_contact_by_arm, "
+        "cost_per_conversion_by_arm, arm_capacity, harm_prices and harm_caps (per guardrail "
+        "metric)."))
+    contacts_by_arm = serializers.DictField(child=serializers.IntegerField())
+    guardrail_harm = serializers.DictField(
+        child=serializers.FloatField(),
+        help_text="Per guardrail metric: the extra events the list is predicted to cause.")
 
     class Meta:
         model = TargetingList
         fields = ["id", "campaign", "model_version", "segment", "parameters", "size",
-                  "total_cost", "expected_profit", "expected_conversions", "created_at"]
+                  "total_cost", "expected_profit", "expected_conversions", "contacts_by_arm",
+                  "guardrail_harm", "digest", "created_at"]
 
     def get_segment(self, target: TargetingList) -> str | None:
         return target.segment.key if target.segment_id else None
@@ -205,19 +223,27 @@ class TargetingListSummarySerializer(serializers.ModelSerializer):
 
 class TargetingListSerializer(TargetingListSummarySerializer):
     profit_curve = ProfitCurveField()
+    evaluation = serializers.DictField(help_text=(
+        "Held-out doubly robust evaluation on the experiment's test customers: per policy "
+        "(uplift_policy, everyone_<arm>, random, response_top, no_one) contacts, spend, "
+        "incremental conversions and profit with 95% intervals (value, se, low, high), the "
+        "model's own prediction, guardrail harm, and the true profit where the experiment "
+        "stores true effects; profit curves with interval bands overall and per arm."))
 
     class Meta(TargetingListSummarySerializer.Meta):
         fields = ["id", "campaign", "model_version", "segment", "parameters", "size",
-                  "total_cost", "expected_profit", "expected_conversions", "profit_curve",
-                  "created_at"]
+                  "total_cost", "expected_profit", "expected_conversions", "contacts_by_arm",
+                  "guardrail_harm", "digest", "profit_curve", "evaluation", "created_at"]
 
 
 class TargetingEntrySerializer(serializers.ModelSerializer):
     customer = serializers.CharField(source="customer.external_id")
+    uplift_by_arm = serializers.DictField(child=serializers.FloatField(),
+                                          help_text="Predicted uplift of every arm.")
 
     class Meta:
         model = TargetingEntry
-        fields = ["rank", "customer", "arm", "uplift", "expected_profit"]
+        fields = ["rank", "customer", "arm", "uplift", "expected_profit", "uplift_by_arm"]
 
 
 # --- Targeting follow-ups ----------------------------------------------------------

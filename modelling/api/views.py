@@ -259,13 +259,20 @@ TARGET_LIST_SUMMARY_EXAMPLE = {
     "parameters": {"cost_per_contact": 0.05, "value_per_conversion": 40.0, "budget": 1000.0,
                    "max_contacts": 5000, "eligible": 1840},
     "size": 1210, "total_cost": 60.5, "expected_profit": 1530.25,
-    "expected_conversions": 39.77, "created_at": "2026-06-16T04:00:00Z"}
+    "expected_conversions": 39.77, "contacts_by_arm": {"email": 1210},
+    "guardrail_harm": {"unsubscribes": 3.1}, "digest": "9f2c" + "0" * 60,
+    "created_at": "2026-06-16T04:00:00Z"}
 TARGET_LIST_EXAMPLE = {**TARGET_LIST_SUMMARY_EXAMPLE,
                        "profit_curve": {"contacts": [0, 605, 1210],
-                                        "profit": [0.0, 1180.4, 1530.25]}}
-CSV_EXAMPLE = ("rank,customer_external_id,arm,predicted_uplift,expected_profit\r\n"
-               "1,crm-1001,email,0.081200,3.1980\r\n"
-               "2,crm-2417,email,0.064310,2.5224\r\n")
+                                        "profit": [0.0, 1180.4, 1530.25]},
+                       "evaluation": {"available": True, "method": "dr", "rows": 368,
+                                      "policies": {"uplift_policy": {
+                                          "contacts": 242, "profit": {
+                                              "value": 270.1, "se": 95.0, "low": 83.9,
+                                              "high": 456.3}}}}}
+CSV_EXAMPLE = ("rank,customer_external_id,arm,predicted_uplift,expected_profit,uplift_email\r\n"
+               "1,crm-1001,email,0.081200,3.1980,0.081200\r\n"
+               "2,crm-2417,email,0.064310,2.5224,0.064310\r\n")
 
 
 class RankCursorPagination(IdCursorPagination):
@@ -291,15 +298,19 @@ class CampaignTargetingListView(ListView):
     def get(self, request, key: str):
         campaign = get_object_or_404(Campaign, key=key)
         return self.list(request, TargetingList.objects.filter(campaign=campaign)
-                         .select_related("campaign", "segment").defer("profit_curve"))
+                         .select_related("campaign", "segment").defer("profit_curve", "evaluation"))
 
     @extend_schema(
         tags=["targeting"], summary="Choose whom to contact, from a model's scores",
-        description="Ranks the scored customers with marketing consent (in the segment, if "
-                    "given) by expected profit, uplift × value_per_conversion − "
-                    "cost_per_contact, and keeps the profitable ones within the budget and "
-                    "max_contacts. Omitted values come from the campaign; the model version "
-                    "defaults to the campaign's champion uplift model (400 if it has none).",
+        description="Chooses, per scored customer with marketing consent (in the segment, "
+                    "if given), the arm with the highest expected profit, uplift × "
+                    "value_per_conversion − the arm's cost per contact − its cost per "
+                    "conversion × predicted treated outcome − the campaign's harm prices × "
+                    "predicted guardrail harm, or no contact when no arm pays; then the most "
+                    "profitable within the budget, max_contacts, arm capacities and harm caps. "
+                    "The list carries a held-out evaluation against baselines. Omitted values "
+                    "come from the campaign; the model version defaults to the campaign's "
+                    "champion uplift model (400 if it has none).",
         parameters=[CAMPAIGN_KEY], request=s.TargetingListInSerializer,
         responses={201: s.TargetingListSerializer, **error_responses(400, 404)},
         examples=[OpenApiExample("Request", value=TARGET_LIST_IN_EXAMPLE, request_only=True),
@@ -349,7 +360,8 @@ class TargetingEntryListView(ListView):
         responses={200: s.TargetingEntrySerializer(many=True), **error_responses(404)},
         examples=[OpenApiExample("Entry", response_only=True, value={
             "rank": 1, "customer": "crm-1001", "arm": "email", "uplift": 0.0812,
-            "expected_profit": 3.198})],
+            "expected_profit": 3.198, "uplift_by_arm": {"email": 0.0812,
+                                                         "email_discount": 0.0415}})],
     )
     def get(self, request, id: int):  # noqa: A002 - the path parameter's name
         target = get_object_or_404(TargetingList, pk=id)
@@ -372,7 +384,8 @@ class TargetingListCsvView(GenericAPIView):
         parameters=[TARGET_LIST_ID],
         responses={(200, "text/csv"): OpenApiResponse(
             OpenApiTypes.STR, description="rank, customer_external_id, arm, "
-            "predicted_uplift, expected_profit",
+            "predicted_uplift, expected_profit, then uplift_<arm> per arm. Cells that a "
+            "spreadsheet would read as a formula start with an apostrophe.",
             examples=[OpenApiExample("CSV", value=CSV_EXAMPLE, response_only=True)]),
             **error_responses(404)},
     )

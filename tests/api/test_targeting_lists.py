@@ -16,6 +16,13 @@ from tests.factories import campaign_make
 pytestmark = pytest.mark.django_db
 
 
+def new_parameters(cost: float) -> dict:
+    return {"cost_per_contact_by_arm": {"email": cost, "email_discount": cost},
+            "cost_per_conversion_by_arm": {"email": 0.0, "email_discount": 0.0},
+            "arm_capacity": None, "harm_prices": {"unsubscribes": 0.0},
+            "harm_caps": {"unsubscribes": None}}
+
+
 def lists_path(campaign) -> str:
     return f"/api/v1/campaigns/{campaign.key}/target-lists/"
 
@@ -32,7 +39,8 @@ def test_a_list_within_budget_reads_back_in_summary_entries_and_csv(api, champio
     assert body["total_cost"] == pytest.approx(0.05 * body["size"])
     assert body["model_version"] == champion.id and body["segment"] is None
     assert body["parameters"] == {"cost_per_contact": 0.05, "value_per_conversion": 45.0,
-                                  "budget": 1.0, "max_contacts": None, "eligible": 600}
+                                  "budget": 1.0, "max_contacts": None, "eligible": 600,
+                                  **new_parameters(0.05)}
     curve = body["profit_curve"]
     assert len(curve["contacts"]) == len(curve["profit"]) > 1
 
@@ -60,7 +68,7 @@ def test_a_list_within_budget_reads_back_in_summary_entries_and_csv(api, champio
         f'attachment; filename="targeting-list-{body["id"]}.csv"')
     rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert rows[0] == ["rank", "customer_external_id", "arm", "predicted_uplift",
-                       "expected_profit"]
+                       "expected_profit", "uplift_email", "uplift_email_discount"]
     assert [(int(r[0]), r[1], r[2]) for r in rows[1:]] == [
         (e["rank"], e["customer"], e["arm"]) for e in entries]
 
@@ -83,7 +91,7 @@ def test_omitted_economics_come_from_the_campaign_and_a_segment_narrows_the_list
     assert body["segment"] == "recent_buyers"
     assert body["parameters"] == {"cost_per_contact": 0.0, "value_per_conversion": 45.0,
                                   "budget": 5000.0, "max_contacts": 40,
-                                  "eligible": members.count()}
+                                  "eligible": members.count(), **new_parameters(0.0)}
     assert body["size"] == 40 and body["total_cost"] == 0.0
     entries = api.get(f"/api/v1/target-lists/{body['id']}/entries/?page_size=100").json()
     chosen = {e["customer"] for e in entries["results"]}

@@ -59,7 +59,7 @@ def test_budget_caps_the_list_and_the_csv_streams_it(scored):
     assert 0 < target.size <= 20 and target.total_cost <= 1.0  # budget / cost = 20
     rows = list(csv.reader(io.StringIO("".join(targeting_list_csv(target, chunk_size=7)))))
     assert rows[0] == ["rank", "customer_external_id", "arm", "predicted_uplift",
-                       "expected_profit"]
+                       "expected_profit", "uplift_email", "uplift_email_discount"]
     assert [int(r[0]) for r in rows[1:]] == list(range(1, target.size + 1))
     assert all(r[1].startswith("demo-") for r in rows[1:])
 
