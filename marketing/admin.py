@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from jobs.requests import segment_size_request
+from marketing.customer_panels import customer_panels
 from marketing.models import (
     BehaviourSnapshot,
     Campaign,
@@ -23,6 +24,13 @@ class CustomerAdmin(admin.ModelAdmin):
     search_fields = ["external_id"]
     readonly_fields = ["created_at", "updated_at", "erased_at"]
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Panels of the apps above (the model's explanation): see marketing.customer_panels.
+        customer = self.get_object(request, object_id)
+        panels = customer_panels(customer) if customer is not None else []
+        return super().change_view(request, object_id, form_url,
+                                   {**(extra_context or {}), "customer_panels": panels})
 
 
 @admin.register(Event)
