@@ -57,8 +57,8 @@ NO_CONTACT = "no contact"
 # Stored scores are rounded to 6 decimals and computed in float32: a score
 # further than this from the prediction was made from other features.
 SCORE_TOLERANCE = 1e-5
-KIND_WORDS = {"purchase": "purchases", "visit": "visits", "email_open": "e-mail opens",
-              "email_click": "e-mail clicks"}
+KIND_WORDS = {"purchase": "purchase", "visit": "visit", "email_open": "e-mail open",
+              "email_click": "e-mail click"}
 
 
 # ------------------------------------------------------------------- reading
@@ -72,10 +72,10 @@ def feature_labels(spec: FeatureSpec) -> dict[str, str]:
                     .exclude(label="").values_list("key", "label"))
     labels = {key: declared.get(key, key.replace("_", " ")) for key in spec.attributes}
     for kind in spec.kinds:
-        words = KIND_WORDS.get(kind, kind.replace("_", " ") + "s")
+        word = KIND_WORDS.get(kind, kind.replace("_", " "))
         for days in spec.windows:
-            labels[f"{kind}s_{days}d"] = f"{words} in the last {days} days"
-        labels[f"days_since_{kind}"] = f"days since the last {kind.replace('_', ' ')}"
+            labels[f"{kind}s_{days}d"] = f"{word}s in the last {days} days"
+        labels[f"days_since_{kind}"] = f"days since the last {word}"
     for days in spec.windows:
         labels[f"revenue_{days}d"] = f"revenue in the last {days} days"
     seen: dict[str, int] = {}
@@ -267,9 +267,14 @@ def _score_check(version: ModelVersion, customer: Customer, uplift: np.ndarray,
                   and max(gaps, default=0.0) <= SCORE_TOLERANCE)
     note = ""
     if not consistent:
-        note = (f"The stored score (scored {score.scored_at:%Y-%m-%d %H:%M} UTC) is stale: it "
-                f"named {score.best_arm or 'no arm'} with uplift {score.uplift_by_arm}; from "
-                f"the customer's current features the model names {best}. Rescore to update it.")
+        def listed(values: dict) -> str:
+            return ", ".join(f"{arm} {float(u):+.4f}" for arm, u in values.items())
+
+        note = (f"The stored score (scored {score.scored_at:%Y-%m-%d %H:%M} UTC) is stale: its "
+                f"highest uplift was {score.best_arm or 'none'} ({listed(score.uplift_by_arm)}); "
+                f"from the customer's features now it is {best} "
+                f"({listed(dict(zip(arm_names, uplift.tolist(), strict=True)))}). "
+                f"Rescore to update it.")
     return {"best_arm": score.best_arm, "uplift_by_arm": score.uplift_by_arm,
             "scored_at": score.scored_at, "consistent": consistent, "note": note}
 

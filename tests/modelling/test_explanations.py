@@ -64,6 +64,8 @@ def test_a_trained_version_stores_drivers_per_arm_and_rules_at_the_campaigns_cos
         sizes = [size for _, size in ranking]
         assert sizes == sorted(sizes, reverse=True) and sizes[0] > 0
     assert len(e["baseline"]) > len(columns)  # network inputs: one-hot and missing flags
+    assert (e["labels"]["purchases_90d"], e["labels"]["days_since_email_open"]) == (
+        "purchases in the last 90 days", "days since the last e-mail open")
     rules = e["rules"]
     assert (rules["cost_per_contact"], rules["value_per_conversion"]) == (0.15, 45.0)
     assert 1 <= len(rules["text"]) <= 8 == 2 ** 3  # depth 3: at most 8 leaves
