@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from core.admin_actions import TaskActionsMixin
 from core.admin_readonly import SnapshotAdmin
 from jobs.requests import segment_size_request
+from marketing.customer_panels import customer_panels
 from marketing.models import (
     BehaviourSnapshot,
     Campaign,
@@ -80,6 +81,13 @@ class CustomerAdmin(admin.ModelAdmin):
             raise ValidationError(result.rejected[0]["errors"])
         obj.pk = Customer.objects.only("pk").get(external_id=obj.external_id).pk
         obj.refresh_from_db()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Panels of the apps above (the model's explanation): see marketing.customer_panels.
+        customer = self.get_object(request, object_id)
+        panels = customer_panels(customer) if customer is not None else []
+        return super().change_view(request, object_id, form_url,
+                                   {**(extra_context or {}), "customer_panels": panels})
 
 
 @admin.register(Event)

@@ -11,6 +11,7 @@ from core.admin_actions import TaskActionsMixin, action_report
 from core.admin_readonly import SnapshotAdmin
 from core.charts import svg_line_chart
 from jobs.requests import customers_score_request
+from modelling.admin_panels import uplift_text
 from modelling.followup import (
     follow_up_plan_csv,
     follow_up_summary,
@@ -27,9 +28,10 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
     list_display = ["id", "campaign", "kind", "estimator", "status", "selection_score",
                     "is_champion", "rows_train", "training_seconds", "created_at"]
     list_filter = ["kind", "status", "is_champion", "campaign"]
-    exclude = ["metrics", "curves", "feature_reference"]
+    exclude = ["metrics", "curves", "feature_reference", "explanations"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields
-                       if f.name not in {"metrics", "curves", "feature_reference"}]
+                       if f.name not in {"metrics", "curves", "feature_reference",
+                                         "explanations"}]
     actions = ["score", "target"]
 
     @admin.action(description="Score all customers with this model (background task)",
@@ -51,9 +53,25 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
             charts[arm] = svg_line_chart({arm: (curve["x"], curve["qini"])},
                                          x_label="customers targeted (ranked by uplift)",
                                          y_label="Qini", diagonal=True)
-        context = {"metrics": version.metrics, "qini_charts": charts}
+        context = {"metrics": version.metrics, "qini_charts": charts,
+                   "explanations": _explanations_display(version.explanations)}
         return super().change_view(request, object_id, form_url, {**(extra_context or {}),
                                                                   **context})
+
+
+def _explanations_display(explanations: dict) -> dict:
+    """The stored drivers (top 8 per arm, with readable names) and rules for the template."""
+    if not explanations or "error" in explanations:
+        return explanations or {}
+    labels = explanations.get("labels", {})
+    unit = explanations.get("unit", "conversions")
+    drivers = {arm: [(labels.get(name, name), uplift_text(size, unit).lstrip("+"))
+                     for name, size in ranking[:8]]
+               for arm, ranking in explanations["drivers"]["ranking"].items()}
+    shares = {kind: (f"{v['share']:.0%}" if v["share"] is not None else v["note"])
+              for kind, v in explanations["rules"]["value_share"].items()}
+    return {**explanations, "drivers_display": drivers, "shares_display": shares,
+            "method_text": explanations["method"].replace("_", " ")}
 
 
 @admin.register(TargetingList)

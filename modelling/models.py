@@ -47,6 +47,9 @@ class ModelVersion(models.Model):
     curves = models.JSONField(default=dict, blank=True)
     # Training distribution of each feature, for the drift (PSI) check.
     feature_reference = models.JSONField(default=dict, blank=True)
+    # Why it predicts what it does, on held-out rows (modelling.explanations):
+    # {"method", "drivers": {arm: [[feature, importance], ...]}, "rules": {...}, ...}.
+    explanations = models.JSONField(default=dict, blank=True)
     # The number champions are chosen by: held-out Qini for uplift models,
     # held-out ROC AUC for response models (see modelling.registry).
     selection_score = models.FloatField(null=True, blank=True)

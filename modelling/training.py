@@ -18,6 +18,12 @@ point-in-time features to registered, evaluated model versions.
 4. Register: a ModelVersion per estimator with its artifact and checksum;
    sanity checks (finite, non-constant predictions, finite Qini) decide
    READY or REJECTED; modelling.registry decides the champion.
+5. Explain each READY version on a sample of at most 2,000 test rows
+   (modelling.explanations: uplift drivers per arm, targeting rules at the
+   campaign's costs and the share of the model's value they keep). A failed
+   explanation is recorded with the version and never fails the training.
+   The causalml baselines are not explained: they are fitted for their
+   held-out metrics only and not kept as versions.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from experiments.stats.drift import psi_reference
 from marketing.features import FeatureSpec, features_build
 from marketing.models import Customer, CustomerAttribute
 from marketing.segment_rules import segment_members
+from modelling.explanations import explanation_sample, model_version_explain
 from modelling.models import ModelVersion
 from modelling.registry import (
     GUARDRAIL_FOLDER,
@@ -245,6 +252,26 @@ def held_out_ids_save(folder: Path, customer_ids: np.ndarray) -> None:
     np.save(folder / HELD_OUT_FILE, np.sort(np.asarray(customer_ids, dtype=np.int64)))
 
 
+def _uplift_unit(metric: Metric) -> str:
+    """What one unit of uplift counts, for the rules' text."""
+    return "conversions" if metric.aggregation == Metric.Aggregation.CONVERTED else metric.name
+
+
+def _explain(version: ModelVersion, estimator, X_test: pd.DataFrame, arm_names: list[str],
+             truth_test: np.ndarray | None, *, unit: str, seed: int) -> None:
+    """Store the version's explanations on a sample of the test rows, or why there are none."""
+    sample = explanation_sample(len(X_test), seed=seed)
+    try:
+        model_version_explain(
+            version=version, estimator=estimator, X=X_test.iloc[sample], arm_names=arm_names,
+            unit=unit, true_effect=None if truth_test is None else truth_test[sample],
+            random_state=seed)
+    except Exception as exc:  # the model is still good: say why it is not explained
+        logger.exception("explaining model version %s failed", version.pk)
+        ModelVersion.objects.filter(pk=version.pk).update(
+            explanations={"error": f"{type(exc).__name__}: {exc}"})
+
+
 def uplift_model_train(
     *, experiment: Experiment, metric: Metric | None = None,
     estimators: Sequence[str] = ("default",), baselines: Sequence[str] = ("X",),
@@ -315,6 +342,10 @@ def uplift_model_train(
                 feature_reference=reference,
                 training_seconds=seconds, artifact_path=str(folder),
                 artifact_sha256=artifact_checksum(folder))
+            if not problems:
+                report(base + share * 0.95, f"explaining {name}")
+                _explain(version, estimator, X_test, data.arm_names[1:], truth_test,
+                         unit=_uplift_unit(metric), seed=random_state)
         except Exception as exc:  # a failed retrain is recorded, never promoted
             logger.exception("training %s failed", name)
             ModelVersion.objects.filter(pk=version.pk).update(

@@ -79,6 +79,7 @@ __all__ = [
     "UpliftExplanation",
     "explain_customers",
     "feature_groups",
+    "ig_baseline",
     "integrated_gradients",
     "policy_rules",
     "uplift_drivers",
@@ -151,8 +152,20 @@ def _uplift_function(estimator: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     return uplift
 
 
+def ig_baseline(estimator: Any, background: Any) -> np.ndarray:
+    """The integrated-gradients baseline: the mean preprocessed row of ``background``.
+
+    Store it with a model version (a few dozen floats, no customer's values)
+    to explain single customers later against the same "average held-out
+    customer" as the version's drivers, without the held-out rows.
+    """
+    return estimator.preprocessor_.transform(background).astype(np.float64).mean(axis=0).astype(
+        np.float32)
+
+
 def integrated_gradients(
-    estimator: Any, X: Any, *, background: Any | None = None, n_steps: int = 64
+    estimator: Any, X: Any, *, background: Any | None = None, n_steps: int = 64,
+    baseline: Any | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integrated gradients of every arm's uplift w.r.t. the network inputs.
 
@@ -160,7 +173,7 @@ def integrated_gradients(
     shape ``(n, K, n_inputs)`` (preprocessed columns, not yet grouped), the
     uplift of the baseline row ``(K,)`` and the baseline itself
     ``(n_inputs,)``: the mean preprocessed row of ``background`` (default:
-    ``X``). A mean baseline puts a "typical customer" at zero, so a
+    ``X``), or ``baseline`` itself when given (see :func:`ig_baseline`). A mean baseline puts a "typical customer" at zero, so a
     contribution reads "compared with the average customer"; an all-zero
     baseline would compare with a customer that has every categorical level
     switched off, which no one is.
@@ -177,8 +190,13 @@ def integrated_gradients(
         raise ValueError("n_steps must be at least 1")
     pre = estimator.preprocessor_
     features = pre.transform(X).astype(np.float32)
-    reference = features if background is None else pre.transform(background)
-    baseline_np = reference.astype(np.float64).mean(axis=0).astype(np.float32)
+    if baseline is not None:
+        baseline_np = np.asarray(baseline, dtype=np.float32).reshape(-1)
+        if baseline_np.size != features.shape[1]:
+            raise ValueError(f"baseline has {baseline_np.size} values, the network "
+                             f"{features.shape[1]} inputs")
+    else:
+        baseline_np = ig_baseline(estimator, X if background is None else background)
     uplift = _uplift_function(estimator)
     device = estimator.device_
     n_treated = estimator.n_arms_ - 1
@@ -361,6 +379,7 @@ def explain_customers(
     background: Any | None = None,
     n_steps: int = 64,
     arm_names: Sequence[str] | None = None,
+    baseline: Any | None = None,
 ) -> list[list[UpliftExplanation]]:
     """Per row and arm, the ``top`` features pushing the uplift up or down.
 
@@ -368,10 +387,11 @@ def explain_customers(
     per treated arm; contributions are integrated gradients summed over each
     original feature's input columns, sorted by ``|contribution|``. Pass a
     ``background`` (e.g. a sample of held-out customers) when explaining a
-    handful of rows: by default the baseline is the mean of ``X`` itself.
+    handful of rows: by default the baseline is the mean of ``X`` itself. Or
+    pass the ``baseline`` row stored with the model (:func:`ig_baseline`).
     """
     attributions, baseline_uplift, _ = integrated_gradients(
-        estimator, X, background=background, n_steps=n_steps
+        estimator, X, background=background, n_steps=n_steps, baseline=baseline
     )
     groups = feature_groups(estimator.preprocessor_)
     grouped = _group_sum(attributions, groups)  # (n, K, n_groups)

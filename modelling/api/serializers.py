@@ -48,13 +48,23 @@ class ModelVersionSerializer(ModelVersionSummarySerializer):
         "baselines (causalml on the same split), arm_names, calibration. Response: roc_auc, "
         "calibration figures."))
     curves = serializers.DictField(help_text="Qini curve points per arm: {x: [...], qini: [...]}.")
+    explanations = serializers.DictField(help_text=(
+        "Why it predicts what it does, on up to 2,000 held-out customers (uplift models; "
+        "empty for others): method, n_rows, unit, arm_names, labels (feature -> words), "
+        "drivers (ranking: arm -> [[feature, importance], ...], most important first; "
+        "baseline_uplift), baseline (the network's reference row), rules (cost_per_contact "
+        "and value_per_conversion they were fitted at, max_depth, text: one line per rule, "
+        "rules: conditions, action_name, share, mean_uplift, mean_profit, value_share: "
+        "predicted and, for simulated data, true: the share of the model policy's value the "
+        "rules keep), or error when they could not be computed."))
     task_run = serializers.IntegerField(source="task_run_id", allow_null=True)
 
     class Meta(ModelVersionSummarySerializer.Meta):
         fields = ["id", "campaign", "experiment", "kind", "estimator", "target_metric",
                   "status", "status_reason", "selection_score", "is_champion", "rows_train",
                   "rows_validation", "rows_test", "training_seconds", "created_at", "params",
-                  "feature_spec", "metrics", "curves", "artifact_sha256", "task_run"]
+                  "feature_spec", "metrics", "curves", "explanations", "artifact_sha256",
+                  "task_run"]
 
 
 class ModelVersionFilterSerializer(serializers.Serializer):
@@ -152,6 +162,79 @@ class CustomerModelScoreSerializer(CustomerScoreSerializer):
     class Meta(CustomerScoreSerializer.Meta):
         fields = ["model_version", "kind", "campaign", "is_champion", "uplift", "best_arm",
                   "uplift_by_arm", "response", "scored_at"]
+
+
+# --- Customer explanations -------------------------------------------------------
+
+class CustomerExplanationQuerySerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, required=False, allow_null=True, default=None,
+        help_text="Id of a ready uplift model version; default: the campaign's champion.")
+    campaign = serializers.SlugField(
+        max_length=64, required=False, allow_null=True, default=None,
+        help_text="Campaign key, for its champion uplift model; may be left out when only "
+                  "one campaign has one.")
+
+
+class FeatureReasonSerializer(serializers.Serializer):
+    feature = serializers.CharField(help_text="The feature's name in the model's feature spec.")
+    label = serializers.CharField(help_text="The feature in words.")
+    value = serializers.JSONField(allow_null=True, help_text="The customer's value.")
+    contribution = serializers.FloatField(
+        help_text="How much it moves the customer's uplift from the baseline (signed).")
+
+
+class ArmExplanationSerializer(serializers.Serializer):
+    arm = serializers.CharField()
+    uplift = serializers.FloatField(help_text="Predicted effect of the arm against control.")
+    expected_profit = serializers.FloatField(
+        help_text="uplift × value_per_conversion − cost_per_contact.")
+    baseline_uplift = serializers.FloatField(
+        allow_null=True, help_text="Uplift of the average held-out customer.")
+    other = serializers.FloatField(allow_null=True,
+                                   help_text="Sum of the contributions of the other features.")
+    features = FeatureReasonSerializer(many=True, help_text=(
+        "The five features pushing the uplift most, up (+) or down (−), largest first; "
+        "baseline_uplift + contributions + other = uplift."))
+
+
+class RuleConditionSerializer(serializers.Serializer):
+    feature = serializers.CharField()
+    op = serializers.CharField(help_text="<=, >, is or is not.")
+    value = serializers.JSONField()
+
+
+class CoveringRuleSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    action = serializers.CharField(help_text="The arm the rule gives, or no contact.")
+    conditions = RuleConditionSerializer(many=True)
+
+
+class ScoreCheckSerializer(serializers.Serializer):
+    best_arm = serializers.CharField()
+    uplift_by_arm = serializers.DictField(child=serializers.FloatField())
+    scored_at = serializers.DateTimeField()
+    consistent = serializers.BooleanField(
+        help_text="The stored score names the same best arm and the same uplift per arm.")
+    note = serializers.CharField(allow_blank=True)
+
+
+class CustomerExplanationSerializer(serializers.Serializer):
+    customer = serializers.CharField()
+    model_version = serializers.IntegerField()
+    campaign = serializers.CharField()
+    as_of = serializers.DateTimeField(help_text="The time the customer's features are read at.")
+    unit = serializers.CharField(help_text="What the uplift counts.")
+    cost_per_contact = serializers.FloatField()
+    value_per_conversion = serializers.FloatField()
+    chosen_arm = serializers.CharField(
+        help_text="The arm with the best expected profit, or \"no contact\" when none pays.")
+    arms = ArmExplanationSerializer(many=True)
+    rule = CoveringRuleSerializer(allow_null=True,
+                                  help_text="The stored targeting rule that covers them.")
+    score = ScoreCheckSerializer(allow_null=True, help_text="Their stored score, if scored.")
+    notes = serializers.ListField(child=serializers.CharField(), help_text=(
+        "What the reader should know: a stale score, rules fitted at other costs, ..."))
 
 
 # --- Targeting lists -------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Model endpoints under /api/v1/ (see config/urls.py): training, model versions,
-scores and targeting lists."""
+scores, explanations and targeting lists."""
 
 from django.urls import path
 
@@ -22,6 +22,8 @@ urlpatterns = [
          name="model-version-scores"),
     path("customers/<crm_id:external_id>/scores/", views.CustomerScoresView.as_view(),
          name="customer-scores"),
+    path("customers/<crm_id:external_id>/explanation/",
+         views.CustomerExplanationView.as_view(), name="customer-explanation"),
     path("target-lists/<id64:id>/", views.TargetingListDetailView.as_view(),
          name="target-list-detail"),
     path("target-lists/<id64:id>/entries/", views.TargetingEntryListView.as_view(),

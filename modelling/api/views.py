@@ -1,11 +1,11 @@
-"""Model versions (train, score), customer scores and targeting lists.
+"""Model versions (train, score), customer scores and explanations, and targeting lists.
 
 Each view: check the shape with a serializer, call a service, serialise.
 """
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -38,6 +38,7 @@ from marketing.api.views import (
 )
 from marketing.models import Campaign
 from modelling.api import serializers as s
+from modelling.explanations import customer_explanation
 from modelling.followup import (
     follow_up_plan,
     follow_up_plan_csv,
@@ -77,6 +78,30 @@ MODEL_VERSION_EXAMPLE = {
                                              "uplift_at_30": 0.2210, "fit_seconds": 3.2}},
                 "arm_names": ["control", "email"]},
     "curves": {"email": {"x": [0.0, 1000.0, 2000.0], "qini": [0.0, 61.0, 98.0]}},
+    "explanations": {
+        "method": "integrated_gradients", "n_rows": 2000, "unit": "conversions",
+        "arm_names": ["email"],
+        "labels": {"age": "age", "email_opens_365d": "e-mail opens in the last 365 days"},
+        "drivers": {"method": "integrated_gradients", "n_rows": 2000,
+                    "ranking": {"email": [["email_opens_365d", 0.0112], ["age", 0.0031]]},
+                    "baseline_uplift": {"email": 0.0204}},
+        "baseline": [0.0132, -0.0411, 1.0, 0.0],
+        "rules": {"cost_per_contact": 0.05, "value_per_conversion": 40.0, "max_depth": 3,
+                  "text": ["e-mail opens in the last 365 days <= 2 -> no contact (48% of "
+                           "customers)",
+                           "e-mail opens in the last 365 days > 2 -> email (52% of customers, "
+                           "+0.031 conversions each, profit +1.2 each)"],
+                  "rules": [{"conditions": [{"feature": "e-mail opens in the last 365 days",
+                                             "op": "<=", "value": 2.0}],
+                             "action": -1, "action_name": "no contact", "share": 0.48,
+                             "mean_uplift": 0.0, "mean_profit": 0.0,
+                             "text": "e-mail opens in the last 365 days <= 2 -> no contact "
+                                     "(48% of customers)"}],
+                  "fill": {"age": 41.0, "email_opens_365d": 3.0},
+                  "value_share": {"predicted": {"model_per_customer": 0.71,
+                                                "rules_per_customer": 0.62, "share": 0.873,
+                                                "note": ""}}},
+        "computed_at": "2026-06-16T02:00:41Z"},
     "artifact_sha256": "0642e48b8dacd24bc19cec6367c9058514d626f773503a5064b840403168216d",
     "task_run": 43}
 
@@ -96,7 +121,7 @@ class ModelVersionListView(ListView):
     )
     def get(self, request):
         return self.list(request, ModelVersion.objects.select_related("campaign", "experiment")
-                         .defer("metrics", "curves", "feature_reference"))
+                         .defer("metrics", "curves", "feature_reference", "explanations"))
 
 
 def model_version_or_404(id: int) -> ModelVersion:  # noqa: A002 - the path parameter's name
@@ -109,7 +134,7 @@ class ModelVersionDetailView(GenericAPIView):
     serializer_class = s.ModelVersionSerializer
 
     @extend_schema(
-        tags=["models"], summary="One model version with its held-out quality",
+        tags=["models"], summary="One model version with its held-out quality and explanations",
         parameters=[MODEL_VERSION_ID],
         responses={200: s.ModelVersionSerializer, **error_responses(404)},
         examples=[OpenApiExample("Model version", value=MODEL_VERSION_EXAMPLE,
@@ -244,6 +269,63 @@ class CustomerScoresView(ListView):
         customer = customer_or_404(external_id)
         return self.list(request, CustomerScore.objects.of_customer(customer)
                          .select_related("customer", "model_version__campaign"))
+
+
+EXPLANATION_EXAMPLE = {
+    "customer": "crm-1001", "model_version": 7, "campaign": "summer_email",
+    "as_of": "2026-06-16T09:30:00Z", "unit": "conversions", "cost_per_contact": 0.05,
+    "value_per_conversion": 40.0, "chosen_arm": "email",
+    "arms": [{"arm": "email", "uplift": 0.0812, "expected_profit": 3.198,
+              "baseline_uplift": 0.0204, "other": 0.0013, "features": [
+                  {"feature": "email_opens_365d", "label": "e-mail opens in the last 365 days",
+                   "value": 9.0, "contribution": 0.0421},
+                  {"feature": "age", "label": "age", "value": 34.0, "contribution": 0.0174}]}],
+    "rule": {"text": "e-mail opens in the last 365 days > 2 -> email (52% of customers, "
+                     "+0.031 conversions each, profit +1.2 each)",
+             "action": "email",
+             "conditions": [{"feature": "e-mail opens in the last 365 days", "op": ">",
+                             "value": 2.0}]},
+    "score": {"best_arm": "email", "uplift_by_arm": {"email": 0.0812},
+              "scored_at": "2026-06-16T03:00:00Z", "consistent": True, "note": ""},
+    "notes": []}
+
+
+class CustomerExplanationView(GenericAPIView):
+    permission_model = CustomerScore
+    serializer_class = s.CustomerExplanationSerializer
+
+    @extend_schema(
+        tags=["scores"], summary="Why the model gives the customer the arm it does",
+        description="From the customer's features as of now: the arm with the best expected "
+                    "profit at the campaign's costs (or no contact), each arm's predicted "
+                    "uplift and profit, the features pushing the uplift up or down, the "
+                    "stored targeting rule that covers the customer, and their stored score "
+                    "beside it (a stale score is named in `notes`). The model is the given "
+                    "version or the campaign's champion uplift model (400 naming the field "
+                    "when there is none). Erased customers are not explained (404).",
+        parameters=[EXTERNAL_ID, s.CustomerExplanationQuerySerializer],
+        responses={200: s.CustomerExplanationSerializer, **error_responses(400, 404)},
+        examples=[OpenApiExample("Explanation", value=EXPLANATION_EXAMPLE, response_only=True)],
+    )
+    def get(self, request, external_id: str):
+        query = s.CustomerExplanationQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        customer = customer_or_404(external_id)
+        if customer.erased_at is not None:
+            raise Http404("erased customers are not explained")
+        version = campaign = None
+        if query.validated_data["model_version"] is not None:
+            version = (ModelVersion.objects.select_related("campaign")
+                       .filter(pk=query.validated_data["model_version"]).first())
+            if version is None:
+                raise ValidationError({"model_version": ["no model version with this id"]})
+        elif query.validated_data["campaign"] is not None:
+            campaign = Campaign.objects.filter(key=query.validated_data["campaign"]).first()
+            if campaign is None:
+                raise ValidationError({"campaign": ["no campaign with this key"]})
+        answer = customer_explanation(customer=customer, model_version=version,
+                                      campaign=campaign)
+        return Response(self.get_serializer(answer).data)
 
 
 # --- Targeting lists ------------------------------------------------------------------

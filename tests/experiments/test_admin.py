@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils.html import escape
 
 from core.models import TaskRun
 from experiments.analysis import experiment_analyse
@@ -146,3 +147,39 @@ def test_model_version_actions_need_the_run_tasks_permission(client, world):
     assert 'value="target"' in html and 'value="score"' in html
     client.post(changelist, {"action": "target", "_selected_action": [version.id]})
     assert version.target_lists.count() == 2
+
+
+def test_the_model_page_shows_the_drivers_and_the_rules_in_words(admin_client, world):
+    _, _, version, _ = world
+    html = admin_client.get(reverse("admin:modelling_modelversion_change",
+                                    args=[version.id])).content.decode()
+    assert "What drives the predicted uplift (140 held-out customers)" in html
+    assert "integrated gradients" in html
+    assert "Targeting rules at cost 0.15 per contact, value 45.00 per conversion" in html
+    for line in version.explanations["rules"]["text"]:
+        assert f"<li>{escape(line)}</li>" in html
+
+
+def test_the_customer_page_explains_the_champions_choice(admin_client, world):
+    from marketing.models import Customer
+    from marketing.privacy import customer_erase
+    from modelling.models import CustomerScore
+
+    _, _, version, _ = world
+    score = CustomerScore.objects.filter(model_version=version).order_by("-uplift").first()
+    page = admin_client.get(reverse("admin:marketing_customer_change",
+                                    args=[score.customer_id]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert f"Why the model chooses this for Spring reactivation e-mail (model #{version.id})" in html
+    assert "Chosen: " in html and " pp</td>" in html  # uplift in percentage points
+    assert "at cost 0.15 per contact and value 45.00 per conversion" in html
+    # no score, no panel; an erased customer is not explained
+    unscored = Customer.objects.create(external_id="new-one")
+    html = admin_client.get(reverse("admin:marketing_customer_change",
+                                    args=[unscored.id])).content.decode()
+    assert "Why the model chooses" not in html
+    customer_erase(customer=score.customer)
+    html = admin_client.get(reverse("admin:marketing_customer_change",
+                                    args=[score.customer_id])).content.decode()
+    assert "Why the model chooses" not in html

@@ -14,6 +14,7 @@ from models_dl.explain import (
     UpliftDrivers,
     explain_customers,
     feature_groups,
+    ig_baseline,
     policy_rules,
     uplift_drivers,
 )
@@ -166,6 +167,21 @@ def test_local_reasons_name_the_features_and_their_values(fitted):
         assert c.contribution == pytest.approx(0.8, abs=0.2)
     stored = json.loads(json.dumps(email.to_dict()))
     assert stored["contributions"][0]["feature"] in {"x0", "x3"}
+
+
+def test_a_stored_baseline_explains_one_customer_as_the_background_did(fitted):
+    """The baseline row (a few floats) replaces the held-out rows it was the mean of."""
+    estimator, held_out = fitted
+    baseline = ig_baseline(estimator, held_out)
+    assert baseline.shape == (5 + 5,)  # five numbers, four regions and "other"
+    with_rows = explain_customers(estimator, held_out.iloc[[7]], background=held_out, top=6)
+    with_row = explain_customers(estimator, held_out.iloc[[7]], baseline=baseline, top=6)
+    for a, b in zip(with_rows[0], with_row[0], strict=True):
+        assert b.baseline_uplift == pytest.approx(a.baseline_uplift, abs=1e-9)
+        assert [c.contribution for c in b.contributions] == pytest.approx(
+            [c.contribution for c in a.contributions], abs=1e-9)
+    with pytest.raises(ValueError, match="baseline has 3 values"):
+        explain_customers(estimator, held_out.iloc[[7]], baseline=baseline[:3])
 
 
 # ------------------------------------------------------------ policy rules
