@@ -6,7 +6,9 @@ class ModellingConfig(AppConfig):
     verbose_name = "Models and targeting"
 
     def ready(self) -> None:
+        from experiments.results import model_insight_register
         from marketing.privacy import personal_data_section_register
+        from modelling.insights import experiment_model_insight
         from modelling.privacy import (
             customer_scores_export,
             customer_targeting_entries_export,
@@ -14,3 +16,4 @@ class ModellingConfig(AppConfig):
 
         personal_data_section_register("scores", customer_scores_export)
         personal_data_section_register("targeting_entries", customer_targeting_entries_export)
+        model_insight_register(experiment_model_insight)
