@@ -323,11 +323,10 @@ def results_context(request, experiment: Experiment, result: AnalysisResult | No
     history = effect_history(experiment, view=view)
     for block in blocks:
         kind = _axis_kind(block.kind)
-        unit = "percentage points" if kind == "pp" else "per customer"
         block.chart = interval_bars(
             labels=[r.arm for r in block.rows], values=[r.effect for r in block.rows],
             lower=[r.low for r in block.rows], upper=[r.high for r in block.rows],
-            y_title=f"Effect on {block.name} ({unit})", y_kind=kind,
+            y_title="Effect (pp)" if kind == "pp" else "Effect per customer", y_kind=kind,
             height=240)
         block.history = []
         for row in block.rows:
