@@ -120,7 +120,8 @@ def model_version_charts(version: ModelVersion) -> dict:
                    and r.get("effect") is not None]
         calibration[arm] = forest_plot(
             [ForestRow(r["group"], r["effect"], r["ci_low"], r["ci_high"], second=r["predicted"])
-             for r in deciles], x_title=f"Uplift of {arm} on {version.target_metric}", sort=False,
+             for r in reversed(deciles)], x_title=f"Uplift of {arm} on {version.target_metric}",
+            sort=False,
             x_kind="pp" if rate else "number",
             estimate_name="Observed uplift (95% interval)",
             second_name="Predicted uplift") if deciles else None
