@@ -13,6 +13,8 @@ Axis ``kind`` picks a human tick format (d3-format, read by plotly.js):
 - ``"percent"``: a proportion shown as a percentage (0.125 -> 12.5%)
 - ``"pp"``: a difference of proportions in percentage points (0.022 -> +2.2 pp)
 - ``"money"``: currency with separators (``currency`` symbol as prefix)
+- ``"date"``: ISO date-time strings on a date axis (``line_chart``'s x only)
+- ``"category"``: labels as given (``line_chart``'s x only)
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class _Axis:
 def _axis(kind: str, title: str, currency: str = "$") -> _Axis:
     if kind == "number":
         return _Axis(1.0, {"tickformat": ",.3~g"}, ",.3~g")
+    if kind == "category":
+        return _Axis(1.0, {"type": "category"}, "")
+    if kind == "date":  # ISO date-time strings
+        return _Axis(1.0, {"type": "date", "tickformat": "%d %b %Y"}, "%d %b %Y %H:%M")
     if kind == "count":
         return _Axis(1.0, {"tickformat": ",d"}, ",d")
     if kind == "percent":
@@ -82,7 +88,7 @@ def line_chart(
 ) -> dict:
     """A line of ``y`` against ``x``, with a shaded ``lower``..``upper`` band when given."""
     xa, ya = _axis(x_kind, x_title, currency), _axis(y_kind, y_title, currency)
-    xs = _clean(x, xa.scale) if x_kind != "category" else _labels(x)
+    xs = _labels(x) if x_kind in ("category", "date") else _clean(x, xa.scale)
     traces = []
     if (lower is None) != (upper is None):
         raise ValueError("give both lower and upper, or neither")

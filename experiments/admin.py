@@ -5,17 +5,30 @@ heavy work is queued as tasks whose progress shows under Task runs.
 """
 
 from django import forms
-from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import BaseInlineFormSet
-from django.shortcuts import get_object_or_404
-from django.urls import reverse
+from django.http import HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin_actions import TaskActionsMixin, action_report
 from core.admin_readonly import SnapshotAdmin
-from core.charts import svg_line_chart
+from core.models import TaskRun
+from core.plots import ForestRow, forest_plot, interval_bars, line_chart
 from experiments.models import AnalysisResult, Arm, Experiment, Metric
+from experiments.results import (
+    effect_history,
+    experiment_arm_counts,
+    model_insight,
+    next_step,
+    result_rows,
+    segment_labels,
+    segment_rows,
+    view_for,
+)
 from experiments.services import (
     ArmSpec,
     MetricSpec,
@@ -136,7 +149,8 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
     """Status moves only by the Start and Stop actions (experiments.services.experiment_transition)."""
 
     form = ExperimentForm
-    list_display = ["name", "key", "campaign", "status", "layer", "started_at", "latest_decision"]
+    list_display = ["name", "key", "campaign", "status", "layer", "started_at", "latest_decision",
+                    "overview_link"]
     list_filter = ["status", "layer"]
     inlines = [ArmInline, MetricInline]
     actions = ["start", "stop", "analyse", "train"]
@@ -163,6 +177,96 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
         url = reverse("admin:experiments_analysisresult_change", args=[latest.id])
         return format_html('<a href="{}">{}</a>', url, latest.decision.replace("_", " "))
 
+    @admin.display(description="Results")
+    def overview_link(self, obj):
+        url = reverse("admin:experiments_experiment_overview", args=[obj.id])
+        return format_html('<a href="{}">Results and next step</a>', url)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/overview/", view(self.overview_view),
+                 name="experiments_experiment_overview"),
+            path("<int:pk>/transition/<str:to>/", view(self.transition_view),
+                 name="experiments_experiment_transition"),
+            path("<int:pk>/run/<str:job>/", view(self.run_view),
+                 name="experiments_experiment_run"),
+            path("task-run/<int:run_id>/progress/", view(self.progress_view),
+                 name="experiments_experiment_progress"),
+            *super().get_urls()]
+
+    def overview_view(self, request, pk):
+        """Status, arms, the decision and what to do next, then the results (one page)."""
+        experiment = get_object_or_404(Experiment.objects.select_related("campaign"), pk=pk)
+        if not self.has_view_or_change_permission(request, experiment):
+            raise PermissionDenied
+        latest = experiment.analyses.order_by("-created_at", "-id").first()
+        counts = experiment_arm_counts(experiment)
+        arms = [{"name": a.name, "weight": a.weight, "is_control": a.is_control,
+                 "customers": counts.get(a.id, 0)} for a in experiment.arms.order_by("id")]
+        total_weight = sum(a["weight"] for a in arms) or 1.0
+        for a in arms:
+            a["share"] = a["weight"] / total_weight
+        can_run = self.has_run_tasks_permission(request)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "title": experiment.name, "experiment": experiment,
+            "arms": arms, "assigned": sum(counts.values()),
+            "can_run": can_run, "can_change": self.has_change_permission(request, experiment),
+            "run_id": request.GET.get("run", ""),
+            **results_context(request, experiment, latest),
+        }
+        context["next_step"] = next_step(experiment, latest, context["insight"])
+        return TemplateResponse(request, "admin/experiments/experiment/overview.html", context)
+
+    @staticmethod
+    def _back(experiment, **query):
+        url = reverse("admin:experiments_experiment_overview", args=[experiment.id])
+        return redirect(f"{url}?{'&'.join(f'{k}={v}' for k, v in query.items())}"
+                        if query else url)
+
+    def transition_view(self, request, pk, to):
+        """POST: Start or Stop through experiment_transition; needs the change permission."""
+        experiment = get_object_or_404(Experiment, pk=pk)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied
+        target = {"start": Experiment.Status.RUNNING, "stop": Experiment.Status.STOPPED}.get(to)
+        if target is None:
+            raise PermissionDenied
+        action_report(request, lambda e: experiment_transition(experiment=e, to=target),
+                      [experiment], "Started." if to == "start" else "Stopped.")
+        return self._back(experiment)
+
+    def run_view(self, request, pk, job):
+        """POST: queue Analyse now or Train now; needs core.run_tasks. Never waits for the work."""
+        experiment = get_object_or_404(Experiment, pk=pk)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_run_tasks_permission(request):
+            raise PermissionDenied
+        requests = {"analyse": experiment_analyse_request, "train": uplift_model_train_request}
+        if job not in requests:
+            raise PermissionDenied
+        try:
+            run = requests[job](experiment=experiment)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+            return self._back(experiment)
+        return self._back(experiment, run=run.id)
+
+    def progress_view(self, request, run_id):
+        """JSON for the progress box: status, progress, step, and where the result is."""
+        if not request.user.has_perm("core.view_taskrun"):
+            raise PermissionDenied
+        run = get_object_or_404(TaskRun, pk=run_id)
+        return JsonResponse({"id": run.id, "name": run.name, "status": run.status,
+                             "progress": run.progress, "step": run.step, "error": run.error,
+                             "done": run.status in (TaskRun.Status.SUCCEEDED,
+                                                    TaskRun.Status.FAILED),
+                             "result_url": task_run_result_url(run)})
+
     @admin.action(description="Analyse now (background task)", permissions=["run_tasks"])
     def analyse(self, request, queryset):
         action_report(request, lambda e: experiment_analyse_request(experiment=e), queryset,
@@ -183,24 +287,90 @@ class AnalysisResultAdmin(SnapshotAdmin):
     exclude = ["payload"]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        result = get_object_or_404(AnalysisResult, pk=object_id)
-        history = list(AnalysisResult.objects.filter(experiment=result.experiment)
-                       .order_by("created_at", "id"))
-        primary = next((m for m in result.payload["metrics"] if m["role"] == "primary"), None)
-        series = {}
-        if primary:
-            for arm in (c["arm"] for c in primary["comparisons"]):
-                xs, ys = [], []
-                for i, snapshot in enumerate(history):
-                    for m in snapshot.payload["metrics"]:
-                        for c in m["comparisons"] if m["metric"] == primary["metric"] else []:
-                            if c["arm"] == arm:
-                                xs.append(i + 1)
-                                ys.append(c["unadjusted"]["absolute_effect"])
-                series[arm] = (xs, ys)
-        context = {"payload": result.payload,
-                   "history_chart": svg_line_chart(series, x_label="snapshot",
-                                                   y_label="effect") if len(history) > 1
-                   else None}
+        result = get_object_or_404(AnalysisResult.objects.select_related("experiment"),
+                                   pk=object_id)
+        context = results_context(request, result.experiment, result)
         return super().change_view(request, object_id, form_url, {**(extra_context or {}),
                                                                   **context})
+
+
+def task_run_result_url(run: TaskRun) -> str | None:
+    """Where a finished run's result is shown in the admin."""
+    if run.status != TaskRun.Status.SUCCEEDED:
+        return None
+    result = run.result or {}
+    if result.get("analysis_result_id"):
+        return reverse("admin:experiments_analysisresult_change",
+                       args=[result["analysis_result_id"]])
+    if result.get("model_version_ids"):
+        return reverse("admin:modelling_modelversion_change",
+                       args=[result["model_version_ids"][0]])
+    if run.params.get("model_version_id"):
+        return reverse("admin:modelling_modelversion_change",
+                       args=[run.params["model_version_id"]])
+    return reverse("admin:core_taskrun_change", args=[run.id])
+
+
+def _axis_kind(kind: str) -> str:
+    return "pp" if kind == "proportion" else "number"
+
+
+def results_context(request, experiment: Experiment, result: AnalysisResult | None) -> dict:
+    """The results, per-segment effects and history of one snapshot, in one inference view."""
+    if result is None:
+        return {"result": None, "insight": model_insight(experiment, [])}
+    view = view_for(experiment, request.GET.get("view"))
+    payload = result.payload
+    blocks = result_rows(payload, view=view, sequential_design=experiment.sequential_testing)
+    history = effect_history(experiment, view=view)
+    for block in blocks:
+        kind = _axis_kind(block.kind)
+        block.chart = interval_bars(
+            labels=[r.arm for r in block.rows], values=[r.effect for r in block.rows],
+            lower=[r.low for r in block.rows], upper=[r.high for r in block.rows],
+            y_title="Effect (pp)" if kind == "pp" else "Effect per customer", y_kind=kind,
+            height=240)
+        block.history = []
+        for row in block.rows:
+            series = history.get((block.name, row.arm))
+            if series and len(series["x"]) > 1:
+                block.history.append((row.arm, line_chart(
+                    x=series["x"], y=series["y"], lower=series["low"], upper=series["high"],
+                    x_title="Analysis date", y_title=f"Effect of {row.arm} on {block.name}",
+                    x_kind="date", y_kind=kind, height=260)))
+    labels = segment_labels(payload)
+    insight = model_insight(experiment, labels)
+    rows = segment_rows(payload, insight)
+    query = (request.GET.get("segment") or "").strip().lower()
+    show_all = request.GET.get("segments") == "all"
+    forests = []
+    for block in blocks:
+        for arm in [r.arm for r in block.rows]:
+            cells = [r for r in rows if r.metric == block.name and r.arm == arm]
+            if query:
+                cells = [r for r in cells if query in r.segment.lower()]
+            shown = cells if show_all else [r for r in cells if r.significant]
+            forests.append({
+                "metric": block.name, "arm": arm, "total": len(cells), "rows": shown,
+                "chart": forest_plot(
+                    [ForestRow(r.segment, r.effect, r.low, r.high, second=r.predicted)
+                     for r in shown if r.effect is not None],
+                    x_title=f"Effect of {arm} on {block.name}",
+                    x_kind=_axis_kind(block.kind),
+                    estimate_name="Observed effect (interval adjusted for all segments)",
+                    second_name="Model's predicted uplift") if shown else None})
+    warnings = []
+    srm = payload.get("srm") or {}
+    if srm.get("mismatch"):
+        warnings.append("Sample ratio mismatch: the arms did not get the customers their weights "
+                        f"promise (p = {srm.get('p_value', 0):.2g}). Check assignment before "
+                        "trusting any result below.")
+    for block in blocks:
+        if block.harmed:
+            arms_harmed = ", ".join(r.arm for r in block.rows if r.verdict.startswith("harmed"))
+            warnings.append(f"Guardrail harmed: {block.name} is worse under {arms_harmed}.")
+    other_view = "fixed" if view == "sequential" else "sequential"
+    return {"result": result, "payload": payload, "view": view, "other_view": other_view,
+            "blocks": blocks, "forests": forests, "insight": insight, "warnings": warnings,
+            "segment_query": request.GET.get("segment", ""), "show_all_segments": show_all,
+            "segment_total": len(labels)}

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from core.admin_actions import TaskActionsMixin
+from core.admin_paging import BigTableAdmin
 from core.admin_readonly import SnapshotAdmin
 from jobs.requests import segment_size_request
 from marketing.customer_panels import customer_panels
@@ -48,7 +49,7 @@ class CustomerForm(forms.ModelForm):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(BigTableAdmin):
     """Saves go through marketing.services.customers_upsert_bulk, like the API's.
 
     An erased customer (erased_at set) is read-only: nothing personal may be
@@ -59,7 +60,6 @@ class CustomerAdmin(admin.ModelAdmin):
     list_display = ["external_id", "marketing_consent", "created_at", "erased_at"]
     list_filter = ["marketing_consent"]
     search_fields = ["external_id"]
-    show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow
 
     def get_readonly_fields(self, request, obj=None):
         fixed = ["created_at", "updated_at", "erased_at"]
@@ -91,11 +91,10 @@ class CustomerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(BigTableAdmin):
     list_display = ["customer", "kind", "occurred_at", "value", "source"]
     list_filter = ["kind", "source"]
     raw_id_fields = ["customer"]
-    show_full_result_count = False
 
 
 @admin.register(Segment)

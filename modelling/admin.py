@@ -1,17 +1,17 @@
 """Model versions and the targeting lists built from them."""
 
-from django.contrib import admin
-from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseNotAllowed, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin_actions import TaskActionsMixin, action_report
 from core.admin_readonly import SnapshotAdmin
 from core.charts import svg_line_chart
+from core.plots import ForestRow, forest_plot, interval_bars
 from jobs.requests import customers_score_request
-from modelling.admin_panels import uplift_text
 from modelling.followup import (
     follow_up_plan_csv,
     follow_up_summary,
@@ -46,32 +46,116 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
         action_report(request, lambda v: targeting_list_create(campaign=v.campaign, model_version=v),
                 queryset, "Targeting list created; see Targeting lists.")
 
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [path("<int:pk>/score/", view(self.score_view), name="modelling_modelversion_score"),
+                path("<int:pk>/target/", view(self.target_view),
+                     name="modelling_modelversion_target"),
+                *super().get_urls()]
+
+    def _post_allowed(self, request):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_run_tasks_permission(request):
+            raise PermissionDenied
+        return None
+
+    def score_view(self, request, pk):
+        """POST: queue scoring (the experiment overview's Score now); never waits for it."""
+        refused = self._post_allowed(request)
+        if refused:
+            return refused
+        version = get_object_or_404(ModelVersion, pk=pk)
+        back = reverse("admin:experiments_experiment_overview", args=[version.experiment_id]) \
+            if version.experiment_id else reverse("admin:modelling_modelversion_change", args=[pk])
+        try:
+            run = customers_score_request(model_version=version)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+            return redirect(back)
+        return redirect(f"{back}?run={run.id}")
+
+    def target_view(self, request, pk):
+        """POST: build the targeting list now (targeting_list_create is synchronous)."""
+        refused = self._post_allowed(request)
+        if refused:
+            return refused
+        version = get_object_or_404(ModelVersion, pk=pk)
+        try:
+            target = targeting_list_create(campaign=version.campaign, model_version=version)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+            return redirect(reverse("admin:modelling_modelversion_change", args=[pk]))
+        messages.info(request, f"Targeting list built: {target.size:,} customers.")
+        return redirect(reverse("admin:modelling_targetinglist_change", args=[target.id]))
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         version = get_object_or_404(ModelVersion, pk=object_id)
-        charts = {}
-        for arm, curve in version.curves.items():
-            charts[arm] = svg_line_chart({arm: (curve["x"], curve["qini"])},
-                                         x_label="customers targeted (ranked by uplift)",
-                                         y_label="Qini", diagonal=True)
-        context = {"metrics": version.metrics, "qini_charts": charts,
+        context = {"metrics": version.metrics, **model_version_charts(version),
                    "explanations": _explanations_display(version.explanations)}
         return super().change_view(request, object_id, form_url, {**(extra_context or {}),
                                                                   **context})
 
 
 def _explanations_display(explanations: dict) -> dict:
-    """The stored drivers (top 8 per arm, with readable names) and rules for the template."""
+    """The stored rules' value shares and the attribution method, worded for the template."""
     if not explanations or "error" in explanations:
         return explanations or {}
-    labels = explanations.get("labels", {})
-    unit = explanations.get("unit", "conversions")
-    drivers = {arm: [(labels.get(name, name), uplift_text(size, unit).lstrip("+"))
-                     for name, size in ranking[:8]]
-               for arm, ranking in explanations["drivers"]["ranking"].items()}
     shares = {kind: (f"{v['share']:.0%}" if v["share"] is not None else v["note"])
               for kind, v in explanations["rules"]["value_share"].items()}
-    return {**explanations, "drivers_display": drivers, "shares_display": shares,
+    return {**explanations, "shares_display": shares,
             "method_text": explanations["method"].replace("_", " ")}
+
+
+def _qini_figure(arm: str, curve: dict) -> dict:
+    """Qini curve of the model against random targeting (the straight line to its end)."""
+    x, q = curve.get("x") or [], curve.get("qini") or []
+    end = q[-1] if q else 0.0
+    random_line = [end * xi / x[-1] if x and x[-1] else 0.0 for xi in x]
+    layout = {"template": "none", "height": 320, "margin": {"l": 70, "r": 20, "t": 20, "b": 50},
+              "font": {"family": "system-ui, sans-serif", "size": 12},
+              "xaxis": {"title": {"text": "Customers targeted, best predicted uplift first"},
+                        "tickformat": ",d", "gridcolor": "#edf2f7"},
+              "yaxis": {"title": {"text": f"Extra conversions from {arm} (Qini)"},
+                        "tickformat": ",.3~g", "gridcolor": "#edf2f7"},
+              "legend": {"orientation": "h", "y": -0.25}}
+    data = [{"type": "scatter", "mode": "lines", "x": x, "y": q, "name": "Model",
+             "line": {"color": "#2b6cb0", "width": 2}},
+            {"type": "scatter", "mode": "lines", "x": x, "y": random_line,
+             "name": "Random targeting", "line": {"color": "#718096", "dash": "dash"}}]
+    return {"data": data, "layout": layout}
+
+
+def model_version_charts(version: ModelVersion) -> dict:
+    """Plotly figures for the model version page: Qini, calibration, explanations."""
+    metrics = version.metrics or {}
+    qini = {arm: _qini_figure(arm, curve) for arm, curve in (version.curves or {}).items()}
+    # Conversion targets are rates (uplift in percentage points); others are amounts.
+    rate = version.experiment_id is not None and version.experiment.metrics.filter(
+        name=version.target_metric, aggregation="converted").exists()
+    calibration = {}
+    for arm, rows in (metrics.get("calibration") or {}).items():
+        deciles = [r for r in rows if str(r.get("group", "")).startswith("decile")
+                   and r.get("effect") is not None]
+        calibration[arm] = forest_plot(
+            [ForestRow(r["group"], r["effect"], r["ci_low"], r["ci_high"], second=r["predicted"])
+             for r in reversed(deciles)], x_title=f"Uplift of {arm} on {version.target_metric}",
+            sort=False,
+            x_kind="pp" if rate else "number",
+            estimate_name="Observed uplift (95% interval)",
+            second_name="Predicted uplift") if deciles else None
+    explanations = version.explanations or {}
+    labels = explanations.get("labels", {})
+    drivers = {}
+    if "error" not in explanations:
+        for arm, ranking in ((explanations.get("drivers") or {}).get("ranking") or {}).items():
+            top = ranking[:10]
+            # Mean absolute change in a customer's predicted uplift (models_dl.explain).
+            drivers[arm] = interval_bars(
+                labels=[labels.get(name, name) for name, _ in top],
+                values=[size for _, size in top], y_title=f"Effect on the uplift of {arm}",
+                y_kind="pp" if rate else "number")
+    return {"qini_charts": qini, "calibration_charts": calibration, "driver_charts": drivers}
 
 
 @admin.register(TargetingList)

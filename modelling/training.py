@@ -43,6 +43,7 @@ from core.models import TaskRun
 from experiments.models import Arm, Experiment, Metric, TrueEffect
 from experiments.outcomes import assignment_cutoffs, outcome_rows
 from experiments.stats.drift import psi_reference
+from experiments.stats.serialisation import to_jsonable
 from marketing.features import FeatureSpec, features_build
 from marketing.models import Customer, CustomerAttribute
 from marketing.segment_rules import segment_members
@@ -337,7 +338,8 @@ def uplift_model_train(
             problems = _sanity_problems(effect, metrics)
             ModelVersion.objects.filter(pk=version.pk).update(
                 status=ModelVersion.Status.REJECTED if problems else ModelVersion.Status.READY,
-                status_reason="; ".join(problems), metrics=metrics, curves=curves,
+                status_reason="; ".join(problems), metrics=to_jsonable(metrics),
+                curves=to_jsonable(curves),
                 selection_score=metrics["mean"]["qini"] if not problems else None,
                 feature_reference=reference,
                 training_seconds=seconds, artifact_path=str(folder),

@@ -43,19 +43,22 @@ def world(settings, tmp_path):
 
 
 def test_the_analysis_page_shows_the_decision_effects_segments_and_history(admin_client, world):
+    from core.templatetags.humanize_extra import pp
+
     _, (_, second), _, _ = world
-    page = admin_client.get(reverse("admin:experiments_analysisresult_change", args=[second.id]))
-    html = page.content.decode()
-    assert page.status_code == 200
+    url = reverse("admin:experiments_analysisresult_change", args=[second.id])
+    html = admin_client.get(url + "?view=fixed&segments=all").content.decode()
     decision = second.payload["decision"]
     assert f"Decision: {decision['action'].upper()}" in html
-    assert "conversion (primary, proportion)" in html
+    assert 'id="metric-conversion"' in html and "(primary)" in html
     primary = next(m for m in second.payload["metrics"] if m["role"] == "primary")
     for comparison in primary["comparisons"]:
-        # The effect as the template prints it (floatformat:5).
-        assert f"<td>{comparison['unadjusted']['absolute_effect']:.5f}</td>" in html
-    assert "segment:recent_buyers" in html and "Primary effect over time" in html
-    assert html.count("<polyline") == 2  # one line per treated arm
+        # The fixed-horizon effect (CUPED when present), in percentage points.
+        effect = (comparison.get("cuped") or {}).get("effect") or comparison["unadjusted"]
+        assert f'<td class="num effect">{pp(effect["absolute_effect"])}</td>' in html
+    assert "recent_buyers" in html and "Per-segment effects" in html
+    # One effect-over-time chart per treated arm of the primary metric.
+    assert html.count("Primary effect over time: effect of") == len(primary["comparisons"])
 
 
 def test_the_model_page_shows_quality_baselines_curves_and_calibration(admin_client, world):
@@ -63,8 +66,9 @@ def test_the_model_page_shows_quality_baselines_curves_and_calibration(admin_cli
     html = admin_client.get(reverse("admin:modelling_modelversion_change",
                                     args=[version.id])).content.decode()
     assert "Held-out quality" in html and "causalml_T" in html
-    assert "Qini curve: email" in html and html.count("<polyline") >= 2
-    assert "Predicted against observed uplift: email_discount" in html and "decile 10" in html
+    assert "Qini curve: email" in html and "Qini curve: email_discount" in html
+    assert "Predicted against observed uplift per decile: email_discount" in html
+    assert html.count('class="plotly-chart"') >= 4  # two Qini curves, two calibrations
 
 
 def test_the_targeting_list_page_and_csv_export(admin_client, world):
