@@ -179,7 +179,8 @@ class TargetingEntry(models.Model):
     arm = models.CharField(max_length=64)
     uplift = models.FloatField()  # of the chosen arm
     expected_profit = models.FloatField()
-    uplift_by_arm = models.JSONField(default=dict, blank=True)
+    # Each arm's uplift is not copied here: modelling.targeting.targeting_entries
+    # joins it from the version's scores.
 
     class Meta:
         ordering = ["targeting_list", "rank"]
