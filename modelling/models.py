@@ -184,6 +184,11 @@ class TargetingEntry(models.Model):
 
     class Meta:
         ordering = ["targeting_list", "rank"]
+        # Both are implied by how targeting writes a list, and both stay: one
+        # entry per customer is the invariant that matters (a customer is sent
+        # one offer; follow-ups look a customer's offer up by this index), and
+        # the rank index serves pages and the CSV in rank order while costing
+        # little, the rows being written in rank order (appended, not scattered).
         constraints = [
             models.UniqueConstraint(fields=["targeting_list", "customer"],
                                     name="targeting_entry_unique_customer"),
