@@ -174,6 +174,12 @@ def demo_seed(*, customers: int, seed: int, anchor: datetime) -> DemoResult:
     campaign = Campaign.objects.filter(key=CAMPAIGN_KEY).first() or Campaign.objects.create(
         key=CAMPAIGN_KEY, name="Spring reactivation e-mail", channel=Campaign.Channel.EMAIL,
         cost_per_contact="0.15", value_per_conversion="45.00", budget="5000.00",
+        # An unsubscribe loses the customer's future e-mails: at about two sends
+        # a month for a year, each worth some 0.03 extra conversions at 45 less
+        # the 0.15 contact (about 1.2), a subscriber is worth about 30. Priced,
+        # targeting leaves out whom the guardrail model expects contact to drive
+        # away; unpriced, it contacted even customers whom every arm hurts.
+        harm_prices={"unsubscribe": 30.0},
         status=Campaign.Status.COMPLETED)
     experiment = experiment_create(
         campaign=campaign, key=EXPERIMENT_KEY, name="Spring reactivation: e-mail vs coupon",

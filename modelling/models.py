@@ -182,10 +182,16 @@ class TargetingEntry(models.Model):
     arm = models.CharField(max_length=64)
     uplift = models.FloatField()  # of the chosen arm
     expected_profit = models.FloatField()
-    uplift_by_arm = models.JSONField(default=dict, blank=True)
+    # Each arm's uplift is not copied here: modelling.targeting.targeting_entries
+    # joins it from the version's scores.
 
     class Meta:
         ordering = ["targeting_list", "rank"]
+        # Both are implied by how targeting writes a list, and both stay: one
+        # entry per customer is the invariant that matters (a customer is sent
+        # one offer; follow-ups look a customer's offer up by this index), and
+        # the rank index serves pages and the CSV in rank order while costing
+        # little, the rows being written in rank order (appended, not scattered).
         constraints = [
             models.UniqueConstraint(fields=["targeting_list", "customer"],
                                     name="targeting_entry_unique_customer"),

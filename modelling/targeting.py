@@ -22,7 +22,9 @@ campaign's), ``conversion_cost_k`` the arm's cost per conversion (else 0),
 ``profit_ik <= 0`` in every arm is never contacted.
 
 Scores are read in id chunks straight into numpy columns (core.db.columnar:
-the JSON numbers are extracted in SQL), never a Python object per customer.
+the JSON numbers are extracted in SQL), never a Python object per customer. Entries hold plain columns only
+(binary COPY, no JSON for the server to parse); the per-arm uplift the CSV
+and the API show is joined from the version's scores, where it already is.
 Every list also carries a held-out evaluation (modelling.targeting_evaluation).
 """
 
@@ -31,13 +33,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from core.db.bulk import frame_insert
@@ -88,7 +90,7 @@ def targeting_list_create(
     order, arm = decision.order, decision.arm
     names = np.asarray(econ.arm_names, dtype=object)
     chosen_uplift = uplift[order, arm[order]]
-    digest = _digest(ids[order], names[arm[order]])
+    digest = _digest(ids[order], econ.arm_names, arm[order])
     parameters = {
         "cost_per_contact": econ.default_cost, "value_per_conversion": econ.value,
         "budget": econ.budget, "max_contacts": econ.max_contacts, "eligible": int(ids.size),
@@ -117,14 +119,10 @@ def targeting_list_create(
         evaluation=_evaluation(version, campaign, econ, int(ids.size)) if evaluate
         else {"available": False, "reason": "not requested"},
     )
-    template = "{" + ", ".join(json.dumps(name).replace("%", "%%") + ": %r"
-                               for name in econ.arm_names) + "}"
     frame_insert(TargetingEntry, pd.DataFrame({
         "targeting_list_id": target.id, "customer_id": ids[order],
         "rank": np.arange(1, order.size + 1), "arm": names[arm[order]],
         "uplift": chosen_uplift, "expected_profit": decision.expected_profit,
-        "uplift_by_arm": [template % row for row in zip(
-            *np.round(uplift[order], 6).T.tolist(), strict=True)] if order.size else [],
     }))
     return target
 
@@ -187,28 +185,33 @@ def _economics(campaign: Campaign, version: ModelVersion, *, budget, max_contact
         budget=budget, max_contacts=max_contacts, arm_capacity=capacity, default_cost=cost)
 
 
-def _json_number(column: str, *keys: str) -> tuple[str, list[str]]:
-    """SQL for one number inside a JSON column, and its parameters."""
-    if connection.vendor == "postgresql":
-        # jsonb -> float8 directly: no detour through text per value.
-        path = "".join(" -> %s" for _ in keys)
-        return f"CAST(s.{column}{path} AS DOUBLE PRECISION)", list(keys)
-    return (f"CAST(json_extract(s.{column}, %s) AS REAL)",
-            ["$" + "".join('."' + key.replace('"', '\\"') + '"' for key in keys)])
+def _score_columns(econ: Economics) -> tuple[str, list[str]]:
+    """The SELECT list of the per-arm numbers (uplifts, then harms by guardrail), its parameters.
+
+    PostgreSQL casts ``jsonb -> key`` to float8 directly. Measured on 200,000
+    scores with two arms and one guardrail, that is faster than expanding each
+    document once with a lateral ``jsonb_to_record`` (2.1 s against 2.8 s):
+    the cost is the numeric-to-float conversion, which both pay per number.
+    """
+    keys = [("uplift_by_arm", (a,)) for a in econ.arm_names] + [
+        ("guardrail_by_arm", (g, a)) for g in econ.guardrails for a in econ.arm_names]
+    columns, params = [], []
+    for column, path in keys:
+        if connection.vendor == "postgresql":
+            columns.append(f"CAST(s.{column}{''.join(' -> %s' for _ in path)} "
+                           "AS DOUBLE PRECISION)")
+            params += list(path)
+        else:
+            columns.append(f"CAST(json_extract(s.{column}, %s) AS REAL)")
+            params.append("$" + "".join('."' + key.replace('"', '\\"') + '"' for key in path))
+    return ", ".join(columns), params
 
 
 def _scores_read(version: ModelVersion, econ: Economics, segment: Segment | None):
     """Eligible customers' ids, uplift (n, K), response (n,), harm (n, K, G), in id order."""
-    select_sql, select_params = ["s.customer_id", "s.response"], []
-    for name in econ.arm_names:
-        sql, params = _json_number("uplift_by_arm", name)
-        select_sql.append(sql)
-        select_params += params
-    for g in econ.guardrails:
-        for name in econ.arm_names:
-            sql, params = _json_number("guardrail_by_arm", g, name)
-            select_sql.append(sql)
-            select_params += params
+    numbers, number_params = _score_columns(econ)
+    k, g = len(econ.arm_names), len(econ.guardrails)
+    width = 2 + k * (1 + g)  # id, response, uplift per arm, harm per guardrail and arm
     where, where_params = "", []
     if segment is not None:
         members_sql, members_params = segment_members(
@@ -216,27 +219,26 @@ def _scores_read(version: ModelVersion, econ: Economics, segment: Segment | None
         where, where_params = f" AND s.customer_id IN ({members_sql})", list(members_params)
     score_table = connection.ops.quote_name(CustomerScore._meta.db_table)
     customer_table = connection.ops.quote_name(Customer._meta.db_table)
-    sql = (f"SELECT {', '.join(select_sql)} FROM {score_table} s "
+    sql = (f"SELECT s.customer_id, s.response, {numbers} FROM {score_table} s "
            f"JOIN {customer_table} c ON c.id = s.customer_id "
            "WHERE s.model_version_id = %s AND s.customer_id > %s AND c.marketing_consent = %s "
            f"AND c.erased_at IS NULL AND s.uplift IS NOT NULL{where} "
            "ORDER BY s.customer_id LIMIT %s")
-    kinds = "i" + "f" * (len(select_sql) - 1)
+    kinds = "i" + "f" * (width - 1)
     chunks, last = [], 0
     while True:
-        columns = columns_fetch(sql, [*select_params, version.id, last, True, *where_params,
+        columns = columns_fetch(sql, [*number_params, version.id, last, True, *where_params,
                                       READ_CHUNK], kinds, ordered=True)
         if columns[0].size:
             chunks.append(columns)
             last = int(columns[0][-1])
         if columns[0].size < READ_CHUNK:
             break
-    k, g = len(econ.arm_names), len(econ.guardrails)
     if not chunks:
         return (np.empty(0, dtype=np.int64), np.empty((0, k)), np.empty(0),
                 np.empty((0, k, g)))
     table = np.column_stack([np.concatenate([c[i] for c in chunks])
-                             for i in range(1, len(select_sql))])
+                             for i in range(1, width)])
     ids = np.concatenate([c[0] for c in chunks])
     uplift = table[:, 1:1 + k]
     guard = table[:, 1 + k:].reshape(ids.size, g, k).transpose(0, 2, 1) * econ.guard_sign
@@ -246,13 +248,22 @@ def _scores_read(version: ModelVersion, econ: Economics, segment: Segment | None
     return ids, uplift, table[:, 0], guard
 
 
-def _digest(customer_ids: np.ndarray, arms: np.ndarray) -> str:
-    """sha256 of "customer_id,arm,rank\\n" per entry in rank order."""
-    digest = hashlib.sha256()
-    lines = [f"{c},{a},{r}\n" for r, (c, a) in enumerate(
-        zip(customer_ids.tolist(), arms.tolist(), strict=True), start=1)]
-    digest.update("".join(lines).encode())
-    return digest.hexdigest()
+def _digest(customer_ids: np.ndarray, arm_names: list[str], arm: np.ndarray) -> str:
+    """sha256 of "customer_id,arm,rank\\n" per entry in rank order (UTF-8).
+
+    The lines are assembled as numpy byte strings and hashed as one buffer:
+    fixed-width ``S`` arrays pad with NUL bytes, which no line contains
+    (ids and ranks are digits, arm names are text), so dropping every NUL
+    leaves exactly the lines back to back.
+    """
+    if not customer_ids.size:
+        return hashlib.sha256(b"").hexdigest()
+    names = np.array([name.encode() for name in arm_names], dtype=np.bytes_)
+    lines = customer_ids.astype(np.bytes_)
+    for part in (b",", names[arm], b",", np.arange(1, arm.size + 1).astype(np.bytes_), b"\n"):
+        lines = np.char.add(lines, part)
+    data = np.frombuffer(lines.tobytes(), dtype=np.uint8)
+    return hashlib.sha256(data[data != 0].tobytes()).hexdigest()
 
 
 CSV_COLUMNS = ["rank", "customer_external_id", "arm", "predicted_uplift", "expected_profit"]
@@ -264,6 +275,22 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def csv_safe(value: object) -> str:
     text = str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def targeting_entries(target: TargetingList) -> QuerySet[TargetingEntry]:
+    """The list's entries, each annotated with ``uplift_by_arm`` ({arm: uplift}).
+
+    The per-arm uplifts are the version's scores of the customer, joined
+    here rather than copied onto every entry (a JSON document per entry made
+    writing a list cost as much as choosing it). They are the numbers the
+    list was chosen from unless the version has since rescored the customer;
+    the chosen arm's uplift and the expected profit stay on the entry. None
+    where the score is gone (the customer was erased and rescoring dropped it).
+    """
+    scores = CustomerScore.objects.filter(model_version_id=target.model_version_id,
+                                          customer_id=OuterRef("customer_id"))
+    return (TargetingEntry.objects.filter(targeting_list=target)
+            .annotate(uplift_by_arm=Subquery(scores.values("uplift_by_arm")[:1])))
 
 
 def targeting_list_csv(target: TargetingList, *, chunk_size: int = 10_000) -> Iterator[str]:
@@ -279,7 +306,7 @@ def targeting_list_csv(target: TargetingList, *, chunk_size: int = 10_000) -> It
     writer = csv.writer(buffer)
     writer.writerow([*CSV_COLUMNS, *(csv_safe(f"uplift_{name}") for name in arm_names)])
     yield buffer.getvalue()
-    entries = (TargetingEntry.objects.filter(targeting_list=target).order_by("rank")
+    entries = (targeting_entries(target).order_by("rank")
                .values_list("rank", "customer__external_id", "arm", "uplift", "expected_profit",
                             "uplift_by_arm"))
     for row in entries.iterator(chunk_size=chunk_size):

@@ -321,8 +321,10 @@ class TargetingListSerializer(TargetingListSummarySerializer):
 
 class TargetingEntrySerializer(serializers.ModelSerializer):
     customer = serializers.CharField(source="customer.external_id")
-    uplift_by_arm = serializers.DictField(child=serializers.FloatField(),
-                                          help_text="Predicted uplift of every arm.")
+    uplift_by_arm = serializers.DictField(
+        child=serializers.FloatField(), allow_null=True,
+        help_text="Predicted uplift of every arm (the model version's score of the customer; "
+                  "null once the score is gone).")
 
     class Meta:
         model = TargetingEntry

@@ -49,11 +49,10 @@ from modelling.followup import (
 from modelling.models import (
     CustomerScore,
     ModelVersion,
-    TargetingEntry,
     TargetingFollowUp,
     TargetingList,
 )
-from modelling.targeting import targeting_list_create, targeting_list_csv
+from modelling.targeting import targeting_entries, targeting_list_create, targeting_list_csv
 
 # --- Model versions --------------------------------------------------------------
 
@@ -447,8 +446,7 @@ class TargetingEntryListView(ListView):
     )
     def get(self, request, id: int):  # noqa: A002 - the path parameter's name
         target = get_object_or_404(TargetingList, pk=id)
-        return self.list(request, TargetingEntry.objects.filter(targeting_list=target)
-                         .select_related("customer"))
+        return self.list(request, targeting_entries(target).select_related("customer"))
 
 
 class TargetingListCsvView(GenericAPIView):

@@ -29,8 +29,10 @@ def lists_path(campaign) -> str:
 
 def test_a_list_within_budget_reads_back_in_summary_entries_and_csv(api, champion):
     campaign = champion.campaign
+    # Unpriced unsubscribes (the demo campaign prices them): profit is uplift * 45 - 0.05.
     response = api.post(lists_path(campaign), {"cost_per_contact": 0.05,
-                                               "value_per_conversion": 45, "budget": 1.0},
+                                               "value_per_conversion": 45, "budget": 1.0,
+                                               "harm_prices": {"unsubscribe": 0.0}},
                         format="json")
     assert response.status_code == 201, response.content
     body = response.json()
@@ -76,6 +78,8 @@ def test_a_list_within_budget_reads_back_in_summary_entries_and_csv(api, champio
 def test_omitted_economics_come_from_the_campaign_and_a_segment_narrows_the_list(
         api, champion):
     campaign = champion.campaign
+    campaign.harm_prices = {"unsubscribe": 0.0}  # the unpriced economics asserted below
+    campaign.save(update_fields=["harm_prices"])
     # Segment membership is evaluated as of "now"; the demo data sit at a fixed
     # anchor, so the clock is fixed too (else purchases age out of the 90-day
     # window day by day and the list shrinks with the calendar).

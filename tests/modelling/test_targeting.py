@@ -37,8 +37,10 @@ def scored(settings, tmp_path):
 
 def test_the_list_holds_profitable_consenting_customers_best_first(scored):
     campaign, version = scored
+    # Unpriced unsubscribes (the demo campaign prices them): profit is uplift * 45 - 0.05.
     target = targeting_list_create(campaign=campaign, cost_per_contact=0.05,
-                                   value_per_conversion=45, budget=None)
+                                   value_per_conversion=45, budget=None,
+                                   harm_prices={"unsubscribe": 0.0})
     entries = list(TargetingEntry.objects.filter(targeting_list=target).order_by("rank"))
     assert target.size == len(entries) > 0
     profits = [e.expected_profit for e in entries]

@@ -11,7 +11,7 @@ from experiments.models import Arm
 from experiments.services import ArmSpec
 from marketing.services import campaign_update
 from modelling.models import CustomerScore, ModelVersion, TargetingEntry
-from modelling.targeting import targeting_list_create, targeting_list_csv
+from modelling.targeting import targeting_entries, targeting_list_create, targeting_list_csv
 from tests.factories import T0, campaign_make, customer_make, experiment_make
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +57,7 @@ def hand_scores():
 
 
 def _entries(target):
-    return {e.customer_id: e for e in TargetingEntry.objects.filter(targeting_list=target)}
+    return {e.customer_id: e for e in targeting_entries(target)}
 
 
 def test_per_arm_costs_change_the_chosen_arm(hand_scores):
