@@ -6,7 +6,7 @@ class Migration(migrations.Migration):
     (modelling.targeting.targeting_entries)."""
 
     dependencies = [
-        ("modelling", "0005_guardrail_scores_targeting_evaluation"),
+        ("modelling", "0006_modelversion_explanations"),
     ]
 
     operations = [
