@@ -104,7 +104,13 @@ def _rival_key(experiment: Experiment, customer) -> Subquery | Value:
     return Subquery(_rivals(experiment, customer).values("experiment__key")[:1])
 
 
-def _eligible(experiment: Experiment, customer, now: datetime) -> Exists | Value:
+def _eligible(experiment: Experiment, customer, now: datetime | None) -> Exists | Value:
+    """Membership of the eligibility segment; ``now`` None: as of this instant.
+
+    With None the rule reads the customer row as it is, which is the state
+    at this instant, without first asking the attribute history whether
+    anything changed since (a query a live assignment does not need).
+    """
     if not experiment.eligibility_segment_id:
         return Value(True)
     members = segment_members(experiment.eligibility_segment.rule, as_of=now)
@@ -124,8 +130,8 @@ def assign_customer(
     One query reads the arms and every fact about the customer; a new
     assignment adds the insert and the read-back of the stored row.
     """
-    now = now or timezone.now()
-    arms = _arms_with_facts(experiment, customer, now)
+    as_of, now = now, now or timezone.now()
+    arms = _arms_with_facts(experiment, customer, as_of)
     state = _state(experiment, arms)
     stored = next((i for i, a in enumerate(arms) if a._assignment_id is not None), -1)
     # The customer's own facts ride on every arm row; they are absent when the
@@ -162,7 +168,8 @@ def assign_customer(
         created=created, assignment=saved)
 
 
-def _arms_with_facts(experiment: Experiment, customer: Customer, now: datetime) -> list[Arm]:
+def _arms_with_facts(experiment: Experiment, customer: Customer,
+                     as_of: datetime | None) -> list[Arm]:
     """The experiment's arms in id order, each row carrying the customer's facts.
 
     ``_assignment_id`` and ``_assigned_at`` come from a LEFT JOIN on the
@@ -175,7 +182,7 @@ def _arms_with_facts(experiment: Experiment, customer: Customer, now: datetime) 
         mine=FilteredRelation("assignments", condition=Q(assignments__customer=customer)),
         _assignment_id=F("mine__id"), _assigned_at=F("mine__assigned_at"))
     if experiment.status == Experiment.Status.RUNNING:
-        arms = arms.annotate(_eligible=_eligible(experiment, customer.pk, now),
+        arms = arms.annotate(_eligible=_eligible(experiment, customer.pk, as_of),
                              _rival=_rival_key(experiment, customer.pk))
     return list(arms)
 
