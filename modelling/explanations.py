@@ -10,13 +10,16 @@ a driver):
   for the deep estimators, permutation importance for anything else), by the
   feature spec's names, a one-hot categorical counted once;
 - **rules**: a depth <= 3 tree saying who gets which arm, or no contact, at
-  the campaign's economics (models_dl.rules.policy_rules on
-  ``profit_ik = uplift_ik * value_per_conversion - cost_per_contact``), and
-  the share of the model's own policy value they keep,
+  the campaign's economics per arm (models_dl.rules.policy_rules fitted to
+  modelling.economics.arm_profit, the table targeting ranks:
+  ``profit_ik = uplift_ik * value - cost_k - conversion_cost_k * treated_ik
+  - sum_g price_g * harm_ikg``, with the arm's own costs and the campaign's
+  harm prices), and the share of the model's own policy value they keep,
   ``sum_i profit_i,rules(i) / sum_i profit_i,model(i)`` where ``model(i)`` is
   the row's most profitable action under the predicted uplift: on predicted
   profit, and on true profit when the experiment stores true effects (the
-  demo);
+  demo: the true uplift in the same formula, with the predicted treated
+  outcome and harm, whose truth is not stored);
 - **baseline**: the mean network-input row of the sample, so a single
   customer is explained later against the same "average held-out customer"
   without keeping any held-out customer's values.
@@ -45,10 +48,11 @@ from django.utils import timezone
 
 from marketing.features import FeatureSpec, features_build, fixed_cutoff
 from marketing.models import Campaign, Customer, CustomerAttribute
+from modelling.economics import Economics, arm_profit, economics_build, predicted_arrays
 from modelling.models import CustomerScore, ModelVersion
-from modelling.registry import artifact_load, champion
+from modelling.registry import artifact_load, champion, guardrail_models_load
 from models_dl.explain import explain_customers, ig_baseline, policy_rules, uplift_drivers
-from models_dl.rules import best_action, profit_matrix
+from models_dl.rules import best_action
 
 SAMPLE_ROWS = 2_000
 RULES_DEPTH = 3
@@ -108,6 +112,21 @@ def _rules_frame(X: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
     return frame, fill
 
 
+def version_predictions(version: ModelVersion, estimator: Any, X: pd.DataFrame,
+                        econ: Economics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Uplift ``(n, K)``, treated outcome ``(n, K)`` and harm ``(n, K, G)`` of rows ``X``.
+
+    What modelling.economics.arm_profit takes: the uplift model's per-arm
+    outcomes and, for the guardrails ``econ`` carries, the version's
+    guardrail models' effects (the numbers scoring stores for targeting).
+    """
+    outcomes = np.asarray(estimator.predict_outcomes(X), dtype=np.float64).reshape(len(X), -1)
+    guard_models = guardrail_models_load(version) if econ.guardrails else {}
+    guard_mu = {g: np.asarray(guard_models[g].predict_outcomes(X)) for g in econ.guardrails}
+    uplift, treated, guard = predicted_arrays(econ, outcomes, guard_mu)
+    return uplift, treated, guard
+
+
 def _policy_value(profit: np.ndarray, action: np.ndarray) -> float:
     """Mean profit per customer of giving row i ``action[i]`` (no contact: 0)."""
     rows = np.flatnonzero(action >= 0)
@@ -128,6 +147,17 @@ def _value_share(rules, frame: pd.DataFrame, profit: np.ndarray,
     return out
 
 
+def _economics_stamp(econ: Economics) -> dict[str, Any]:
+    """The economics the rules were fitted at, stored beside them to spot a change later."""
+    return {
+        "cost_per_contact": econ.default_cost, "value_per_conversion": econ.value,
+        "cost_per_contact_by_arm": dict(zip(econ.arm_names, econ.cost.tolist(), strict=True)),
+        "cost_per_conversion_by_arm": dict(zip(econ.arm_names, econ.conversion_cost.tolist(),
+                                               strict=True)),
+        "harm_prices": dict(zip(econ.guardrails, econ.guard_price.tolist(), strict=True)),
+    }
+
+
 # ---------------------------------------------------------- model versions
 def version_explanations_build(
     *, version: ModelVersion, estimator: Any, X: pd.DataFrame, arm_names: list[str],
@@ -139,22 +169,22 @@ def version_explanations_build(
     ``(n, K)`` true uplift of the same rows, when known.
     """
     X = X.reset_index(drop=True)
-    campaign = version.campaign
-    cost, value = float(campaign.cost_per_contact), float(campaign.value_per_conversion)
+    econ = economics_build(campaign=version.campaign, version=version)
     drivers = uplift_drivers(estimator, X, arm_names=arm_names, random_state=random_state)
-    uplift = np.asarray(estimator.predict(X), dtype=np.float64).reshape(len(X), -1)
+    uplift, treated, guard = version_predictions(version, estimator, X, econ)
+    predicted_profit = arm_profit(econ, uplift, treated, guard)
     labels = feature_labels(FeatureSpec.from_json(version.feature_spec))
     labels.update({str(c): str(c) for c in X.columns if str(c) not in labels})
     frame, fill = _rules_frame(X)
     rules = policy_rules(frame, uplift, feature_names=[labels[str(c)] for c in frame.columns],
-                         max_depth=RULES_DEPTH, cost_per_contact=cost,
-                         value_per_conversion=value, arm_names=arm_names, unit=unit,
-                         random_state=random_state)
-    predicted_profit = profit_matrix(uplift, cost, value)
+                         max_depth=RULES_DEPTH, cost_per_contact=econ.cost,
+                         value_per_conversion=econ.value, profit=predicted_profit,
+                         arm_names=arm_names, unit=unit, random_state=random_state)
     model_action = best_action(predicted_profit)
     shares = {"predicted": _value_share(rules, frame, predicted_profit, model_action)}
     if true_effect is not None:
-        true_profit = profit_matrix(np.asarray(true_effect).reshape(len(X), -1), cost, value)
+        true_profit = arm_profit(econ, np.asarray(true_effect).reshape(len(X), -1), treated,
+                                 guard)
         shares["true"] = _value_share(rules, frame, true_profit, model_action)
     return {
         "method": drivers.method,
@@ -168,7 +198,7 @@ def version_explanations_build(
         "baseline": (ig_baseline(estimator, X).astype(float).tolist()
                      if drivers.method == "integrated_gradients" else None),
         "rules": {
-            "cost_per_contact": cost, "value_per_conversion": value, "max_depth": RULES_DEPTH,
+            **_economics_stamp(econ), "max_depth": RULES_DEPTH,
             "text": rules.text, "rules": json.loads(rules.to_json()), "fill": fill,
             "value_share": shares,
         },
@@ -279,14 +309,22 @@ def _score_check(version: ModelVersion, customer: Customer, uplift: np.ndarray,
             "scored_at": score.scored_at, "consistent": consistent, "note": note}
 
 
+def _changed(stored: dict, now: dict) -> bool:
+    """Whether the economics the rules were fitted at differ from ``now`` (older rules: the
+    keys they stored)."""
+    return any(stored[key] != value for key, value in now.items() if key in stored)
+
+
 def customer_explanation(*, customer: Customer, model_version: ModelVersion | None = None,
                          campaign: Campaign | None = None,
                          as_of: datetime | None = None) -> dict[str, Any]:
     """Why the model gives this customer the arm it does, from their features as of ``as_of``.
 
     ``as_of`` defaults to now. The chosen arm is the most profitable at the
-    campaign's current costs, ``argmax_k uplift_k * value - cost``, or no
-    contact when no arm's profit is positive.
+    campaign's current economics per arm, the profit targeting ranks
+    (modelling.economics.arm_profit: the arm's contact and expected
+    conversion costs, priced guardrail harm), or no contact when no arm's
+    profit is positive.
     """
     # Read from the database: an erasure may have happened since ``customer`` was loaded.
     if Customer.objects.filter(pk=customer.pk, erased_at__isnull=False).exists():
@@ -302,15 +340,15 @@ def customer_explanation(*, customer: Customer, model_version: ModelVersion | No
     (chunk,) = features_build(spec=spec, source=fixed_cutoff(as_of, "SELECT %s AS id",
                                                              [customer.id]))
     X = chunk.frame
-    uplift = np.asarray(estimator.predict(X), dtype=np.float64).reshape(-1)
-    explanations = version.explanations or {}
-    arm_names = list(explanations.get("arm_names") or version.metrics.get("arm_names", [])[1:])
-    if len(arm_names) != uplift.size:
-        arm_names = [f"arm_{k + 1}" for k in range(uplift.size)]
-    cost = float(version.campaign.cost_per_contact)
-    value = float(version.campaign.value_per_conversion)
-    profit = profit_matrix(uplift[None, :], cost, value)[0]
+    econ = economics_build(campaign=version.campaign, version=version)
+    uplift_rows, treated, guard = version_predictions(version, estimator, X, econ)
+    # The arm a targeting list would give: the same profit table, the same argmax.
+    profit = arm_profit(econ, uplift_rows, treated, guard)[0]
     action = int(best_action(profit[None, :])[0])
+    uplift = uplift_rows[0]
+    explanations = version.explanations or {}
+    arm_names = list(econ.arm_names)
+    cost, value = econ.default_cost, econ.value
 
     notes = []
     reasons = None
@@ -338,11 +376,14 @@ def customer_explanation(*, customer: Customer, model_version: ModelVersion | No
     stored_rules = explanations.get("rules") or {}
     if rule is None:
         notes.append("No targeting rules are stored with this model version.")
-    elif (stored_rules.get("cost_per_contact"), stored_rules.get("value_per_conversion")) != (
-            cost, value):
+    elif _changed(stored_rules, _economics_stamp(econ)):
+        same_totals = (stored_rules["cost_per_contact"], stored_rules["value_per_conversion"]) == (
+            cost, value)
         notes.append(f"The rules were fitted at cost {stored_rules['cost_per_contact']:.2f} "
                      f"and value {stored_rules['value_per_conversion']:.2f} per conversion; "
-                     f"the campaign now has {cost:.2f} and {value:.2f}. Retrain to refit them.")
+                     f"the campaign now has {cost:.2f} and {value:.2f}"
+                     + (" (its arms' costs or harm prices changed)" if same_totals else "")
+                     + ". Retrain to refit them.")
     score = _score_check(version, customer, uplift, arm_names)
     if score is not None and score["note"]:
         notes.append(score["note"])

@@ -46,10 +46,10 @@ from core.db.bulk import frame_insert
 from core.db.columnar import columns_fetch
 from marketing.models import Campaign, Customer, Segment
 from marketing.segment_rules import segment_members
-from marketing.services import campaign_harm_clean
+from modelling.economics import Economics, economics_build, select
 from modelling.models import CustomerScore, ModelVersion, TargetingEntry, TargetingList
 from modelling.registry import champion
-from modelling.targeting_evaluation import Economics, select, targeting_evaluate
+from modelling.targeting_evaluation import targeting_evaluate
 
 READ_CHUNK = 200_000
 
@@ -76,7 +76,7 @@ def targeting_list_create(
                                                 "uplift model; train one first"})
     if version.campaign_id != campaign.id or version.kind != ModelVersion.Kind.UPLIFT:
         raise ValidationError({"model_version": "must be an uplift model of this campaign"})
-    econ = _economics(campaign, version, budget=budget, max_contacts=max_contacts,
+    econ = economics_build(campaign=campaign, version=version, budget=budget, max_contacts=max_contacts,
                       cost_per_contact=cost_per_contact,
                       value_per_conversion=value_per_conversion, arm_capacity=arm_capacity,
                       harm_prices=harm_prices, harm_caps=harm_caps)
@@ -136,53 +136,6 @@ def _evaluation(version: ModelVersion, campaign: Campaign, econ: Economics, elig
     except (ValueError, FileNotFoundError) as error:
         # The list stands; the reason the experiment cannot judge it is recorded.
         return {"available": False, "reason": f"{type(error).__name__}: {error}"}
-
-
-def _economics(campaign: Campaign, version: ModelVersion, *, budget, max_contacts,
-               cost_per_contact, value_per_conversion, arm_capacity, harm_prices,
-               harm_caps) -> Economics:
-    arm_names = list(version.metrics.get("arm_names", []))[1:]
-    if not arm_names:
-        raise ValidationError({"model_version": "the version records no arm names"})
-    cost = float(campaign.cost_per_contact if cost_per_contact is None else cost_per_contact)
-    value = float(campaign.value_per_conversion if value_per_conversion is None
-                  else value_per_conversion)
-    if budget is None and campaign.budget is not None:
-        budget = float(campaign.budget)
-    for name, number in (("budget", budget), ("cost_per_contact", cost),
-                         ("value_per_conversion", value)):
-        if number is not None and not (np.isfinite(number) and number >= 0):
-            raise ValidationError({name: "must be a non-negative number"})
-    if max_contacts is not None and max_contacts < 0:
-        raise ValidationError({"max_contacts": "must be non-negative"})
-    arms = ({} if version.experiment_id is None
-            else {a.name: a for a in version.experiment.arms.all()})
-    costs = np.array([cost if getattr(arms.get(n), "cost_per_contact", None) is None
-                      else arms[n].cost_per_contact for n in arm_names], dtype=np.float64)
-    conversion = np.array([getattr(arms.get(n), "cost_per_conversion", None) or 0.0
-                           for n in arm_names], dtype=np.float64)
-    capacity = None
-    if arm_capacity:
-        unknown = set(arm_capacity) - set(arm_names)
-        if unknown:
-            raise ValidationError({"arm_capacity": f"unknown arm {sorted(unknown)[0]!r}"})
-        if any(not isinstance(c, int) or c < 0 for c in arm_capacity.values()):
-            raise ValidationError({"arm_capacity": "must be non-negative integers"})
-        capacity = np.array([arm_capacity.get(n, np.inf) for n in arm_names], dtype=np.float64)
-    prices = campaign_harm_clean("harm_prices", campaign.harm_prices if harm_prices is None
-                                 else harm_prices)
-    caps = campaign_harm_clean("harm_caps", campaign.harm_caps if harm_caps is None
-                               else harm_caps)
-    guardrails = {g: e for g, e in version.metrics.get("guardrails", {}).items()
-                  if e.get("model")}
-    return Economics(
-        arm_names=arm_names, value=value, cost=costs, conversion_cost=conversion,
-        guardrails=list(guardrails),
-        guard_sign=np.array([-1.0 if e["higher_is_better"] else 1.0
-                             for e in guardrails.values()]),
-        guard_price=np.array([prices.get(e["event_kind"], 0.0) for e in guardrails.values()]),
-        guard_cap=np.array([caps.get(e["event_kind"], np.inf) for e in guardrails.values()]),
-        budget=budget, max_contacts=max_contacts, arm_capacity=capacity, default_cost=cost)
 
 
 def _score_columns(econ: Economics) -> tuple[str, list[str]]:

@@ -42,8 +42,6 @@ not stored).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -51,6 +49,7 @@ from experiments.models import Experiment, Metric, TrueEffect
 from experiments.outcomes import assignment_cutoffs, outcome_rows
 from marketing.features import FeatureSpec, features_build
 from marketing.models import Campaign
+from modelling.economics import Economics, predicted_arrays, select
 from modelling.models import ModelVersion
 from modelling.registry import (
     artifact_load,
@@ -58,7 +57,6 @@ from modelling.registry import (
     guardrail_models_load,
     held_out_ids_load,
 )
-from models_dl.policy import targeting_select
 from models_dl.policy_evaluation import (
     Estimate,
     held_out,
@@ -71,38 +69,6 @@ from models_dl.policy_evaluation import (
 
 LEVEL = 0.95
 CURVE_POINTS = 21
-
-
-@dataclass(frozen=True)
-class Economics:
-    """What targeting_select is given, per arm (K) and per guardrail metric (G)."""
-
-    arm_names: list[str]  # K treatment arms, in the model's column order
-    value: float
-    cost: np.ndarray  # (K,)
-    conversion_cost: np.ndarray  # (K,)
-    guardrails: list[str]  # G metric names
-    guard_sign: np.ndarray  # (G,) +1 when a rise is harm, -1 when a fall is
-    guard_price: np.ndarray  # (G,)
-    guard_cap: np.ndarray  # (G,) inf = none
-    budget: float | None
-    max_contacts: int | None
-    arm_capacity: np.ndarray | None  # (K,) inf = none
-    default_cost: float = 0.0  # per contact, for arms without their own
-
-
-def select(econ: Economics, uplift: np.ndarray, treated: np.ndarray, guard: np.ndarray,
-           *, share: float = 1.0):
-    """targeting_select with ``econ``'s economics and its limits times ``share``."""
-    return targeting_select(
-        uplift, value_per_conversion=econ.value, cost_per_contact=econ.cost,
-        conversion_cost=econ.conversion_cost, treated_outcome=treated,
-        guardrail_uplift=guard if econ.guardrails else None,
-        guardrail_price=econ.guard_price if econ.guardrails else None,
-        guardrail_cap=econ.guard_cap * share if econ.guardrails else None,
-        budget=None if econ.budget is None else econ.budget * share,
-        max_contacts=None if econ.max_contacts is None else int(econ.max_contacts * share),
-        arm_capacity=None if econ.arm_capacity is None else np.floor(econ.arm_capacity * share))
 
 
 def targeting_evaluate(*, version: ModelVersion, campaign: Campaign, econ: Economics,
@@ -122,14 +88,10 @@ def targeting_evaluate(*, version: ModelVersion, campaign: Campaign, econ: Econo
                                         test_ids)
     n = ids.size
     outcomes = np.asarray(artifact_load(version).predict_outcomes(X)).reshape(n, -1)
-    uplift = outcomes[:, 1:] - outcomes[:, [0]]
-    treated = np.clip(outcomes[:, 1:], 0.0, None)
     guard_models = guardrail_models_load(version)
     guard_mu = {g: np.asarray(guard_models[g].predict_outcomes(X)).reshape(n, -1)
                 for g in econ.guardrails}
-    guard = np.zeros((n, len(econ.arm_names), len(econ.guardrails)))
-    for j, g in enumerate(econ.guardrails):
-        guard[:, :, j] = econ.guard_sign[j] * (guard_mu[g][:, 1:] - guard_mu[g][:, [0]])
+    uplift, treated, guard = predicted_arrays(econ, outcomes, guard_mu)
 
     code = {arm.id: i for i, arm in enumerate(arms)}
     weights = np.array([arm.weight for arm in arms], dtype=np.float64)

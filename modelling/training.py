@@ -263,6 +263,7 @@ def _explain(version: ModelVersion, estimator, X_test: pd.DataFrame, arm_names: 
     """Store the version's explanations on a sample of the test rows, or why there are none."""
     sample = explanation_sample(len(X_test), seed=seed)
     try:
+        version.refresh_from_db()  # the metrics (arm names, guardrail models) just stored
         model_version_explain(
             version=version, estimator=estimator, X=X_test.iloc[sample], arm_names=arm_names,
             unit=unit, true_effect=None if truth_test is None else truth_test[sample],

@@ -129,6 +129,20 @@ def targeting_select(
     )
 
 
+def profit_table(
+    uplift: np.ndarray, *, value_per_conversion: float, cost_per_contact: float | np.ndarray,
+    conversion_cost: float | np.ndarray = 0.0, treated_outcome: np.ndarray | None = None,
+    guardrail_uplift: np.ndarray | None = None, guardrail_price: np.ndarray | None = None,
+) -> np.ndarray:
+    """``(n, K)`` table of ``profit_ik`` (module docstring), what :func:`targeting_select` ranks.
+
+    Exposed so that anything else turning predictions into an arm (the
+    targeting rules, a customer's explanation) uses the same formula.
+    """
+    return _inputs(uplift, value_per_conversion, cost_per_contact, conversion_cost,
+                   treated_outcome, guardrail_uplift, guardrail_price).profit
+
+
 @dataclass(frozen=True)
 class _Table:
     profit: np.ndarray  # (n, K)

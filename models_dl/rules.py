@@ -415,6 +415,7 @@ def policy_rules(
     unit: str = "conversions",
     rounding_tolerance: float = 0.005,
     random_state: int | None = 0,
+    profit: Any = None,
 ) -> PolicyRules:
     """Fit readable rules saying who gets which arm (or no contact); see the module docstring.
 
@@ -427,6 +428,10 @@ def policy_rules(
     ``rounding_tolerance``: share of a node's rows a rounded threshold may
     move across its split (0: thresholds split the training rows exactly as
     the tree did; the default 0.5 % turns 0.73917 into 0.74 on dense data).
+    ``profit``: an ``(n, K)`` profit table to fit instead of
+    ``uplift * value - cost`` (one with per-arm conversion costs and priced
+    harm, say); ``cost_per_contact`` and ``value_per_conversion`` then only
+    describe the rules and turn uplift into profit in :meth:`value_share`.
     """
     if not 1 <= max_depth <= 3:
         raise ValueError("max_depth must be 1, 2 or 3: deeper rules are not read")
@@ -434,7 +439,13 @@ def policy_rules(
         raise ValueError("costs and values must be non-negative")
     u = np.asarray(uplift, dtype=np.float64)
     u = u.reshape(-1, 1) if u.ndim == 1 else u
-    profit = profit_matrix(u, cost_per_contact, value_per_conversion)
+    if profit is None:
+        profit = profit_matrix(u, cost_per_contact, value_per_conversion)
+    else:
+        profit = np.asarray(profit, dtype=np.float64)
+        profit = profit.reshape(-1, 1) if profit.ndim == 1 else profit
+        if profit.shape != u.shape or not np.all(np.isfinite(profit)):
+            raise ValueError(f"profit must be a finite {u.shape} array like uplift")
     names, levels = _encode_spec(X, feature_names, categorical_features)
     matrix, columns = _encode(X, names, levels)
     if matrix.shape[0] != u.shape[0]:

@@ -114,8 +114,10 @@ def test_a_customers_explanation_agrees_with_their_score(trained):
         assert list(by_arm) == ARMS
         for arm in ARMS:
             assert by_arm[arm]["uplift"] == pytest.approx(score.uplift_by_arm[arm], abs=1e-5)
+            # targeting's profit: the demo prices an extra unsubscribe at 30
+            harm = score.guardrail_by_arm["unsubscribes"][arm]
             assert by_arm[arm]["expected_profit"] == pytest.approx(
-                by_arm[arm]["uplift"] * 45 - 0.15)
+                by_arm[arm]["uplift"] * 45 - 0.15 - 30 * harm, abs=1e-4)
             reasons = by_arm[arm]
             assert len(reasons["features"]) == 5
             total = (reasons["baseline_uplift"] + reasons["other"]
