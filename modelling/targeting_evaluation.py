@@ -26,7 +26,10 @@ row in that arm, cut to the budget and cap in a seeded random order),
 contacts, in the policy's most used arm, cut to the budget; scored by the
 campaign's response champion when there is one, else by the uplift model's
 predicted control outcome; ``response_baseline`` says which) and
-``no_one``. Profit is money: ``value * conversions - contact costs -
+``no_one``; and ``rules``, when the version stores targeting rules
+(modelling.explanations): each row the action of the leaf it falls in,
+rows taken by their leaf's mean predicted profit (the rules' own ranking,
+ties in id order) until the budget and cap are spent. Profit is money: ``value * conversions - contact costs -
 conversion costs``; guardrail harm is estimated separately per metric (DR
 with the guardrail model's predictions) and, where the campaign prices it,
 ``priced_profit = profit - sum_g price_g * harm_g`` is given with the
@@ -50,6 +53,7 @@ from experiments.outcomes import assignment_cutoffs, outcome_rows
 from marketing.features import FeatureSpec, features_build
 from marketing.models import Campaign
 from modelling.economics import Economics, predicted_arrays, select
+from modelling.explanations import rules_apply
 from modelling.models import ModelVersion
 from modelling.registry import (
     artifact_load,
@@ -116,6 +120,11 @@ def targeting_evaluate(*, version: ModelVersion, campaign: Campaign, econ: Econo
                        arm=int(np.argmax(counts)) if counts.sum() else 0)
     policies["response_top"] = _cut(top, np.argsort(-response_score, kind="stable"), spend,
                                     econ, share)
+    by_rules = rules_apply(version.explanations, X)
+    if by_rules is not None:
+        rule_arm, leaf_profit = by_rules
+        policies["rules"] = _cut(rule_arm, np.argsort(-leaf_profit, kind="stable"), spend,
+                                 econ, share)
     policies["no_one"] = np.full(n, -1, dtype=np.int64)
 
     economics = {"value_per_conversion": econ.value, "cost_per_contact": econ.cost,

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -11,6 +12,7 @@ from experiments.models import Experiment
 from marketing.features import FeatureSpec
 from marketing.models import Customer
 from marketing.privacy import customer_erase
+from modelling.economics import arm_profit, economics_build
 from modelling.explanations import (
     SAMPLE_ROWS,
     covering_rule,
@@ -22,6 +24,7 @@ from modelling.models import CustomerScore
 from modelling.registry import artifact_load
 from modelling.scoring import score_chunk, score_plan
 from modelling.training import feature_spec_for, training_data_build, uplift_model_train
+from models_dl.rules import policy_rules
 
 pytestmark = pytest.mark.django_db
 FAST = {"max_epochs": 4, "patience": 2, "batch_size": 256}
@@ -184,3 +187,43 @@ def test_changed_costs_are_said_and_a_version_without_rules_still_answers(traine
     bare = customer_explanation(customer=customer, as_of=ANCHOR)
     assert bare["rule"] is None and bare["arms"][0]["features"] == []
     assert bare["arms"][0]["uplift"] == answer["arms"][0]["uplift"]
+
+
+def test_an_arms_own_conversion_cost_changes_the_rule_and_the_customers_arm(trained):
+    discount = trained.experiment.arms.get(name="email_discount")
+    discount.cost_per_conversion = 10
+    discount.save()
+    econ = economics_build(campaign=trained.campaign, version=trained)
+    assert econ.cost.tolist() == [0.15, 0.15] and econ.conversion_cost.tolist() == [0.0, 10.0]
+    # By hand, uplift 0.02 / 0.03 and conversion probability 0.05 / 0.10 under the arms, no
+    # predicted unsubscribes: email 0.02*45 - 0.15 = 0.75; the discount 0.03*45 - 0.15
+    # - 10*0.10 = 0.20 (1.20 without its conversion cost, when it would win).
+    uplift, treated = np.array([[0.02, 0.03]] * 100), np.array([[0.05, 0.10]] * 100)
+    profit = arm_profit(econ, uplift, treated, np.zeros((100, 2, 1)))
+    assert profit[0].tolist() == pytest.approx([0.75, 0.20])
+    X = pd.DataFrame({"age": np.arange(100.0)})
+    assert policy_rules(X, uplift, cost_per_contact=econ.cost, value_per_conversion=45,
+                        arm_names=ARMS).text == ["everyone -> email_discount (100% of customers, "
+                                                 "+0.03 conversions each, profit +1.2 each)"]
+    assert policy_rules(X, uplift, cost_per_contact=econ.cost, value_per_conversion=45,
+                        profit=profit, arm_names=ARMS).text == [
+        "everyone -> email (100% of customers, +0.02 conversions each, profit +0.75 each)"]
+
+    # At 1,000 per discount conversion the customer most moved by a contact gets e-mail or
+    # nothing, the discount's profit by targeting's formula (1,000 times its conversions).
+    score = CustomerScore.objects.filter(model_version=trained).order_by("-uplift").first()
+    before = customer_explanation(customer=score.customer, as_of=ANCHOR)
+    discount.cost_per_conversion = 1_000
+    discount.save()
+    after = customer_explanation(customer=score.customer, as_of=ANCHOR)
+    by_arm = {a["arm"]: a for a in after["arms"]}
+    treated_discount = score.response + score.uplift_by_arm["email_discount"]
+    harm = score.guardrail_by_arm["unsubscribes"]["email_discount"]
+    assert by_arm["email_discount"]["expected_profit"] == pytest.approx(
+        by_arm["email_discount"]["uplift"] * 45 - 0.15 - 1_000 * treated_discount - 30 * harm,
+        abs=1e-3)
+    assert after["chosen_arm"] != "email_discount"
+    assert after["chosen_arm"] == ("email" if by_arm["email"]["expected_profit"] > 0
+                                   else "no contact")
+    assert any("arms' costs or harm prices changed" in note for note in after["notes"])
+    assert before["arms"][1]["uplift"] == by_arm["email_discount"]["uplift"]

@@ -7,13 +7,17 @@ import pytest
 
 from experiments.demo import demo_seed
 from experiments.models import Experiment
+from marketing.features import FeatureSpec
+from modelling.explanations import covering_rule, rules_apply
 from modelling.registry import held_out_ids_load
 from modelling.scoring import score_chunk, score_plan
 from modelling.targeting import targeting_list_create
+from modelling.targeting_evaluation import _features_as_of_assignment
 from modelling.training import uplift_model_train
 
 pytestmark = pytest.mark.django_db
 ANCHOR = datetime(2026, 10, 1, tzinfo=UTC)
+ARMS = ["email", "email_discount"]
 
 
 @pytest.fixture
@@ -43,7 +47,7 @@ def test_the_held_out_interval_covers_the_true_profit_of_the_policy(scored_demo)
     assert evaluation["limits"]["budget"] == pytest.approx(60.0 * 0.2)
     policies = evaluation["policies"]
     assert set(policies) == {"uplift_policy", "everyone_email", "everyone_email_discount",
-                             "random", "response_top", "no_one"}
+                             "random", "response_top", "rules", "no_one"}
     for name, entry in policies.items():
         assert entry["spend"] <= 12.0 + 1e-9, name  # the scaled budget binds everyone
         assert "true" in entry and "priced_profit" in entry and "revenue" in entry
@@ -58,3 +62,31 @@ def test_the_held_out_interval_covers_the_true_profit_of_the_policy(scored_demo)
     overall = curves["overall"]
     assert overall["contacts"][0] == 0 and overall["contacts"][-1] == 400
     assert np.all(np.asarray(overall["low"]) <= np.asarray(overall["high"]))
+
+
+def test_the_rules_are_evaluated_at_the_same_budget_in_their_own_order(scored_demo):
+    experiment, version = scored_demo
+    target = targeting_list_create(campaign=experiment.campaign, cost_per_contact=0.15,
+                                   value_per_conversion=45, budget=6.0)
+    rules = target.evaluation["policies"]["rules"]
+    # Every demo arm costs 0.15 a contact and nothing per conversion: the scaled budget,
+    # 6 * 400 / 2,000 = 1.2, buys 8 contacts, taken by the leaves' mean profit.
+    X, ids = _features_as_of_assignment(experiment, FeatureSpec.from_json(version.feature_spec),
+                                        held_out_ids_load(version))
+    action, leaf_profit = rules_apply(version.explanations, X)
+    # the vectorised matching is the per-customer covering rule
+    names = {r["text"]: r["action_name"] for r in version.explanations["rules"]["rules"]}
+    for i in range(0, ids.size, 37):
+        row = {str(k): (None if isinstance(v, float) and np.isnan(v) else v)
+               for k, v in X.iloc[i].items()}
+        expected = names[covering_rule(version.explanations, row)["text"]]
+        assert expected == ("no contact" if action[i] < 0 else ARMS[action[i]])
+    ranked = np.argsort(-leaf_profit, kind="stable")
+    chosen = ranked[action[ranked] >= 0][:8]
+    assert rules["contacts"] == chosen.size > 0
+    assert rules["spend"] == pytest.approx(0.15 * chosen.size)
+    assert rules["contacts_by_arm"] == {arm: int(np.sum(action[chosen] == k))
+                                        for k, arm in enumerate(ARMS)}
+    assert rules["profit"]["low"] <= rules["profit"]["value"] <= rules["profit"]["high"]
+    truth = rules["true"]
+    assert truth["profit"] == pytest.approx(truth["conversions"] * 45 - 0.15 * chosen.size)
