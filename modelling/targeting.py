@@ -61,13 +61,17 @@ def targeting_list_create(
     segment: Segment | None = None, cost_per_contact: float | None = None,
     value_per_conversion: float | None = None, arm_capacity: Mapping[str, int] | None = None,
     harm_prices: Mapping[str, float] | None = None, harm_caps: Mapping[str, float] | None = None,
+    cost_per_contact_by_arm: Mapping[str, float] | None = None,
+    cost_per_conversion_by_arm: Mapping[str, float] | None = None,
     evaluate: bool = True,
 ) -> TargetingList:
     """Build and store a list. Defaults: the campaign's champion and its economics.
 
     ``cost_per_contact`` replaces the campaign's for arms without their own;
     ``arm_capacity``: arm name -> most customers in that arm; ``harm_prices``
-    / ``harm_caps``: event kind -> number, replacing the campaign's.
+    / ``harm_caps``: event kind -> number, replacing the campaign's;
+    ``cost_per_contact_by_arm`` / ``cost_per_conversion_by_arm``: arm name ->
+    money, replacing the arm's own (the targeting page's per-arm costs).
     ``evaluate=False`` skips the held-out evaluation (benchmarks).
     """
     version = model_version or champion(campaign.id, ModelVersion.Kind.UPLIFT)
@@ -79,7 +83,9 @@ def targeting_list_create(
     econ = _economics(campaign, version, budget=budget, max_contacts=max_contacts,
                       cost_per_contact=cost_per_contact,
                       value_per_conversion=value_per_conversion, arm_capacity=arm_capacity,
-                      harm_prices=harm_prices, harm_caps=harm_caps)
+                      harm_prices=harm_prices, harm_caps=harm_caps,
+                      cost_by_arm=cost_per_contact_by_arm,
+                      conversion_cost_by_arm=cost_per_conversion_by_arm)
     ids, uplift, response, guard = _scores_read(version, econ, segment)
     treated = np.clip(np.nan_to_num(response)[:, None] + uplift, 0.0, None)
     try:
@@ -140,7 +146,7 @@ def _evaluation(version: ModelVersion, campaign: Campaign, econ: Economics, elig
 
 def _economics(campaign: Campaign, version: ModelVersion, *, budget, max_contacts,
                cost_per_contact, value_per_conversion, arm_capacity, harm_prices,
-               harm_caps) -> Economics:
+               harm_caps, cost_by_arm=None, conversion_cost_by_arm=None) -> Economics:
     arm_names = list(version.metrics.get("arm_names", []))[1:]
     if not arm_names:
         raise ValidationError({"model_version": "the version records no arm names"})
@@ -161,6 +167,17 @@ def _economics(campaign: Campaign, version: ModelVersion, *, budget, max_contact
                       else arms[n].cost_per_contact for n in arm_names], dtype=np.float64)
     conversion = np.array([getattr(arms.get(n), "cost_per_conversion", None) or 0.0
                            for n in arm_names], dtype=np.float64)
+    for field, given, column in (("cost_per_contact_by_arm", cost_by_arm, costs),
+                                 ("cost_per_conversion_by_arm", conversion_cost_by_arm,
+                                  conversion)):
+        for name, number in (given or {}).items():
+            if name not in arm_names:
+                raise ValidationError({field: f"unknown arm {name!r}"})
+            if number is None:
+                continue  # keep the arm's own
+            if not (np.isfinite(float(number)) and float(number) >= 0):
+                raise ValidationError({field: "must be non-negative numbers"})
+            column[arm_names.index(name)] = float(number)
     capacity = None
     if arm_capacity:
         unknown = set(arm_capacity) - set(arm_names)
