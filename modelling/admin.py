@@ -190,8 +190,8 @@ class TargetingListAdmin(SnapshotAdmin):
                     "created_at", "csv_link"]
     list_filter = ["campaign"]
     # The JSON fields (parameters, counts, evaluation) are drawn as tables by the template.
-    fields = ["campaign", "model_version", "segment", "size", "total_cost", "expected_profit",
-              "expected_conversions", "digest", "created_at"]
+    # Size, cost and profit are in the summary, formatted; these are the record.
+    fields = ["campaign", "model_version", "segment", "digest", "created_at"]
     readonly_fields = fields
     actions = ["follow_up"]
 
@@ -204,6 +204,13 @@ class TargetingListAdmin(SnapshotAdmin):
     def follow_up(self, request, queryset):
         action_report(request, lambda t: targeting_follow_up_create(targeting_list=t), queryset,
                       "Follow-up experiment created in draft; see Targeting follow-ups.")
+
+    def get_list_display(self, request):
+        # No export permission, no link (the view would refuse it anyway).
+        shown = super().get_list_display(request)
+        if request.user.has_perm("modelling.export_targetinglist"):
+            return shown
+        return [name for name in shown if name != "csv_link"]
 
     @admin.display(description="Export")
     def csv_link(self, obj):

@@ -167,7 +167,7 @@ def profit_curve_figure(target: TargetingList) -> dict | None:
     for (name, curve), colour in zip(sorted(curves.get("arms", {}).items()),
                                      colours, strict=False):
         fill = colour.lstrip("#")
-        rgba = f"rgba({int(fill[0:2], 16)},{int(fill[2:4], 16)},{int(fill[4:6], 16)},0.12)"
+        rgba = f"rgba({int(fill[0:2], 16)},{int(fill[2:4], 16)},{int(fill[4:6], 16)},0.08)"
         figure["data"] += [
             {"type": "scatter", "mode": "lines", "x": curve["contacts"], "y": curve["low"],
              "line": {"width": 0}, "hoverinfo": "skip", "showlegend": False},

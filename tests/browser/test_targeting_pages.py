@@ -9,6 +9,7 @@ from experiments.models import Experiment
 from marketing.models import Customer
 from modelling.models import CustomerScore, ModelVersion, TargetingList
 from modelling.scoring import score_chunk, score_plan
+from modelling.targeting import targeting_list_create
 from modelling.training import uplift_model_train
 from tests.browser.conftest import screenshot
 
@@ -74,6 +75,13 @@ def test_the_analyst_cannot_build_or_download(analyst_page, scored):
     assert response.status == 403
     page.problems.ignore_status(403)
     assert not TargetingList.objects.exists()
+    target = targeting_list_create(campaign=version.campaign, model_version=version,
+                                   evaluate=False)
+    page.goto(f"/admin/modelling/targetinglist/{target.id}/change/")
+    assert f"Contact {target.size:,} customers" in page.locator("#at-a-glance").inner_text()
+    assert page.locator("#csv-download").count() == 0
+    page.goto("/admin/modelling/targetinglist/")
+    assert page.get_by_role("link", name="CSV").count() == 0
 
 
 def test_the_customer_page_shows_attributes_events_assignments_and_the_explanation(
@@ -92,6 +100,6 @@ def test_the_customer_page_shows_attributes_events_assignments_and_the_explanati
         20, customer.events.count())
     assert "Spring reactivation" in page.locator("#customer-assignments").inner_text()
     assert "pp" in page.locator("#customer-scores").inner_text()
-    assert "Why the model chooses this" in page.content()
+    assert "Why the model chooses this" in page.locator("#customer-explanation").inner_text()
     assert not page.locator("#customer-edit").evaluate("e => e.open")
     screenshot(page, "customer")

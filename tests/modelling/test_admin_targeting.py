@@ -156,6 +156,8 @@ def test_the_analyst_gets_no_csv_link_and_no_follow_up(client):
         reverse("admin:modelling_targetinglist_change", args=[target.id])).content.decode()
     assert "At a glance" in html
     assert 'id="csv-download"' not in html and 'id="follow-up"' not in html
+    changelist = client.get(reverse("admin:modelling_targetinglist_changelist")).content.decode()
+    assert f"{target.id}/csv/" not in changelist
 
 
 def test_the_customer_page_shows_attributes_events_assignments_and_scores(client):
