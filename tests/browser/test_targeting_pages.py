@@ -33,6 +33,10 @@ def test_the_manager_builds_reads_and_downloads_a_target_list(manager_page, scor
     page = manager_page
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto(f"/admin/experiments/experiment/{experiment.id}/overview/")
+    decision = experiment.analyses.latest("created_at", "id").decision
+    assert page.locator("p.decision .badge").inner_text() == decision.replace("_", " ")
+    assert page.locator("td.num").first.evaluate("e => getComputedStyle(e).whiteSpace") \
+        == "nowrap"
     page.click("#build-target-list")
     page.wait_for_url(f"**/modelversion/{version.id}/target/")
     assert page.locator("#id_budget").is_visible()
