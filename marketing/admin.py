@@ -83,11 +83,31 @@ class CustomerAdmin(BigTableAdmin):
         obj.refresh_from_db()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Panels of the apps above (the model's explanation): see marketing.customer_panels.
+        # Panels of the apps above (assignments, scores, the model's explanation):
+        # see marketing.customer_panels.
         customer = self.get_object(request, object_id)
-        panels = customer_panels(customer) if customer is not None else []
+        context = {}
+        if customer is not None:
+            context = {"customer_panels": customer_panels(customer),
+                       **customer_summary(customer)}
         return super().change_view(request, object_id, form_url,
-                                   {**(extra_context or {}), "customer_panels": panels})
+                                   {**(extra_context or {}), **context})
+
+
+RECENT_EVENTS = 20
+
+
+def customer_summary(customer: Customer) -> dict:
+    """Attributes as labelled rows, consent, and the latest events (two bounded queries)."""
+    labels = dict(CustomerAttribute.objects.values_list("key", "label"))
+    attributes = [{"key": key, "label": labels.get(key) or key.replace("_", " "),
+                   "value": value}
+                  for key, value in sorted((customer.attributes or {}).items())]
+    events = list(Event.objects.filter(customer=customer)
+                  .only("kind", "occurred_at", "value", "source")
+                  .order_by("-occurred_at", "-id")[:RECENT_EVENTS])
+    return {"customer": customer, "attribute_rows": attributes, "recent_events": events,
+            "recent_limit": RECENT_EVENTS}
 
 
 @admin.register(Event)

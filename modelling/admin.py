@@ -4,14 +4,20 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin_actions import TaskActionsMixin, action_report
 from core.admin_readonly import SnapshotAdmin
-from core.charts import svg_line_chart
 from core.plots import ForestRow, forest_plot, interval_bars
 from jobs.requests import customers_score_request
+from modelling.admin_targeting import (
+    TargetingForm,
+    parameter_tables,
+    profit_curve_figure,
+    targeting_summary,
+)
 from modelling.followup import (
     follow_up_plan_csv,
     follow_up_summary,
@@ -76,18 +82,38 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
         return redirect(f"{back}?run={run.id}")
 
     def target_view(self, request, pk):
-        """POST: build the targeting list now (targeting_list_create is synchronous)."""
-        refused = self._post_allowed(request)
-        if refused:
-            return refused
-        version = get_object_or_404(ModelVersion, pk=pk)
-        try:
-            target = targeting_list_create(campaign=version.campaign, model_version=version)
-        except ValidationError as exc:
-            messages.error(request, "; ".join(exc.messages))
-            return redirect(reverse("admin:modelling_modelversion_change", args=[pk]))
-        messages.info(request, f"Targeting list built: {target.size:,} customers.")
-        return redirect(reverse("admin:modelling_targetinglist_change", args=[target.id]))
+        """The targeting page: GET shows the form, POST builds the list (synchronously).
+
+        The list is built by targeting_list_create, the API's service; a POST
+        without run_tasks is refused (403) whatever the page showed.
+        """
+        version = get_object_or_404(ModelVersion.objects.select_related("campaign", "experiment"),
+                                    pk=pk)
+        if not self.has_view_permission(request, version):
+            raise PermissionDenied
+        can_build = self.has_run_tasks_permission(request)
+        if request.method == "POST":
+            if not can_build:
+                raise PermissionDenied
+            form = TargetingForm(request.POST, version=version)
+            if form.is_valid():
+                try:
+                    target = targeting_list_create(**form.service_kwargs())
+                except ValidationError as exc:
+                    messages.error(request, "; ".join(exc.messages))
+                else:
+                    messages.info(request, f"Targeting list built: {target.size:,} customers.")
+                    return redirect(reverse("admin:modelling_targetinglist_change",
+                                            args=[target.id]))
+        else:
+            form = TargetingForm(version=version)
+        if not can_build:
+            for field in form.fields.values():
+                field.disabled = True
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": f"Build a target list: {version.campaign}", "version": version,
+                   "form": form, "can_build": can_build}
+        return TemplateResponse(request, "admin/modelling/modelversion/target.html", context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         version = get_object_or_404(ModelVersion, pk=object_id)
@@ -163,8 +189,10 @@ class TargetingListAdmin(SnapshotAdmin):
     list_display = ["id", "campaign", "model_version", "size", "total_cost", "expected_profit",
                     "created_at", "csv_link"]
     list_filter = ["campaign"]
-    readonly_fields = [f.name for f in TargetingList._meta.fields if f.name != "profit_curve"]
-    exclude = ["profit_curve"]
+    # The JSON fields (parameters, counts, evaluation) are drawn as tables by the template.
+    # Size, cost and profit are in the summary, formatted; these are the record.
+    fields = ["campaign", "model_version", "segment", "digest", "created_at"]
+    readonly_fields = fields
     actions = ["follow_up"]
 
     def has_follow_up_permission(self, request) -> bool:
@@ -176,6 +204,13 @@ class TargetingListAdmin(SnapshotAdmin):
     def follow_up(self, request, queryset):
         action_report(request, lambda t: targeting_follow_up_create(targeting_list=t), queryset,
                       "Follow-up experiment created in draft; see Targeting follow-ups.")
+
+    def get_list_display(self, request):
+        # No export permission, no link (the view would refuse it anyway).
+        shown = super().get_list_display(request)
+        if request.user.has_perm("modelling.export_targetinglist"):
+            return shown
+        return [name for name in shown if name != "csv_link"]
 
     @admin.display(description="Export")
     def csv_link(self, obj):
@@ -195,16 +230,18 @@ class TargetingListAdmin(SnapshotAdmin):
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        target = get_object_or_404(TargetingList, pk=object_id)
-        curve = target.profit_curve or {}
-        chart = svg_line_chart({"expected profit": (curve.get("contacts", []),
-                                                    curve.get("profit", []))},
-                               x_label="customers contacted (best first)",
-                               y_label="expected profit")
+        target = get_object_or_404(TargetingList.objects.select_related("campaign", "segment"),
+                                   pk=object_id)
+        context = {
+            "summary": targeting_summary(target), "profit_chart": profit_curve_figure(target),
+            "parameters": target.parameters or {}, **parameter_tables(target),
+            "csv_url": reverse("admin:modelling_targetinglist_csv", args=[target.id])
+            if request.user.has_perm("modelling.export_targetinglist") else None,
+            "can_follow_up": self.has_follow_up_permission(request),
+            "target": target,
+        }
         return super().change_view(request, object_id, form_url,
-                                   {**(extra_context or {}), "profit_chart": chart,
-                                    "csv_url": reverse("admin:modelling_targetinglist_csv",
-                                                       args=[target.id])})
+                                   {**(extra_context or {}), **context})
 
 
 @admin.register(TargetingFollowUp)

@@ -82,3 +82,22 @@ def customer_explanation_panel(customer: Customer) -> SafeString | None:
     if not sections:
         return None
     return render_to_string("admin/modelling/customer_explanation.html", {"sections": sections})
+
+
+def customer_scores_panel(customer: Customer) -> SafeString | None:
+    """The customer's scores, one row per model version: uplift per arm and the best arm.
+
+    Uplift is shown in percentage points (the uplift models predict conversion).
+    Two queries whatever the customer: the version ids, then the scores through
+    the (version, customer) index (CustomerScore.objects.of_customer).
+    """
+    scores = list(CustomerScore.objects.of_customer(customer)
+                  .select_related("model_version__campaign")
+                  .only("uplift", "best_arm", "uplift_by_arm", "scored_at",
+                        "model_version__id", "model_version__estimator",
+                        "model_version__is_champion", "model_version__campaign__name")
+                  .order_by("-model_version_id"))
+    rows = [{"score": s, "arms": [(arm, uplift_text(value, "conversions"))
+                                  for arm, value in (s.uplift_by_arm or {}).items()]}
+            for s in scores]
+    return render_to_string("admin/modelling/customer_scores.html", {"rows": rows})

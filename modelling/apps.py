@@ -9,7 +9,7 @@ class ModellingConfig(AppConfig):
         from experiments.results import model_insight_register
         from marketing.customer_panels import customer_panel_register
         from marketing.privacy import personal_data_section_register
-        from modelling.admin_panels import customer_explanation_panel
+        from modelling.admin_panels import customer_explanation_panel, customer_scores_panel
         from modelling.insights import experiment_model_insight
         from modelling.privacy import (
             customer_scores_export,
@@ -18,5 +18,6 @@ class ModellingConfig(AppConfig):
 
         personal_data_section_register("scores", customer_scores_export)
         personal_data_section_register("targeting_entries", customer_targeting_entries_export)
+        customer_panel_register("scores", customer_scores_panel)
         customer_panel_register("model_explanation", customer_explanation_panel)
         model_insight_register(experiment_model_insight)

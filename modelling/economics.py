@@ -88,12 +88,14 @@ def predicted_arrays(econ: Economics, outcomes: np.ndarray,
 
 def economics_build(*, campaign: Campaign, version: ModelVersion, budget=None,
                     max_contacts=None, cost_per_contact=None, value_per_conversion=None,
-                    arm_capacity=None, harm_prices=None, harm_caps=None) -> Economics:
+                    arm_capacity=None, harm_prices=None, harm_caps=None, cost_by_arm=None,
+                    conversion_cost_by_arm=None) -> Economics:
     """The economics of ``version``'s arms: the campaign's, each override given replacing it.
 
-    ``cost_k``: the arm's cost per contact, else ``cost_per_contact``, else
-    the campaign's; ``conversion_cost_k``: the arm's cost per conversion,
-    else 0; harm prices and caps per guardrail metric by its event kind.
+    ``cost_k``: ``cost_by_arm[k]``, else the arm's cost per contact, else
+    ``cost_per_contact``, else the campaign's; ``conversion_cost_k``:
+    ``conversion_cost_by_arm[k]``, else the arm's cost per conversion, else 0;
+    harm prices and caps per guardrail metric by its event kind.
     """
     arm_names = list(version.metrics.get("arm_names", []))[1:]
     if not arm_names:
@@ -115,6 +117,17 @@ def economics_build(*, campaign: Campaign, version: ModelVersion, budget=None,
                       else arms[n].cost_per_contact for n in arm_names], dtype=np.float64)
     conversion = np.array([getattr(arms.get(n), "cost_per_conversion", None) or 0.0
                            for n in arm_names], dtype=np.float64)
+    for field, given, column in (("cost_per_contact_by_arm", cost_by_arm, costs),
+                                 ("cost_per_conversion_by_arm", conversion_cost_by_arm,
+                                  conversion)):
+        for name, number in (given or {}).items():
+            if name not in arm_names:
+                raise ValidationError({field: f"unknown arm {name!r}"})
+            if number is None:
+                continue  # keep the arm's own
+            if not (np.isfinite(float(number)) and float(number) >= 0):
+                raise ValidationError({field: "must be non-negative numbers"})
+            column[arm_names.index(name)] = float(number)
     capacity = None
     if arm_capacity:
         unknown = set(arm_capacity) - set(arm_names)

@@ -61,13 +61,17 @@ def targeting_list_create(
     segment: Segment | None = None, cost_per_contact: float | None = None,
     value_per_conversion: float | None = None, arm_capacity: Mapping[str, int] | None = None,
     harm_prices: Mapping[str, float] | None = None, harm_caps: Mapping[str, float] | None = None,
+    cost_per_contact_by_arm: Mapping[str, float] | None = None,
+    cost_per_conversion_by_arm: Mapping[str, float] | None = None,
     evaluate: bool = True,
 ) -> TargetingList:
     """Build and store a list. Defaults: the campaign's champion and its economics.
 
     ``cost_per_contact`` replaces the campaign's for arms without their own;
     ``arm_capacity``: arm name -> most customers in that arm; ``harm_prices``
-    / ``harm_caps``: event kind -> number, replacing the campaign's.
+    / ``harm_caps``: event kind -> number, replacing the campaign's;
+    ``cost_per_contact_by_arm`` / ``cost_per_conversion_by_arm``: arm name ->
+    money, replacing the arm's own (the targeting page's per-arm costs).
     ``evaluate=False`` skips the held-out evaluation (benchmarks).
     """
     version = model_version or champion(campaign.id, ModelVersion.Kind.UPLIFT)
@@ -76,10 +80,11 @@ def targeting_list_create(
                                                 "uplift model; train one first"})
     if version.campaign_id != campaign.id or version.kind != ModelVersion.Kind.UPLIFT:
         raise ValidationError({"model_version": "must be an uplift model of this campaign"})
-    econ = economics_build(campaign=campaign, version=version, budget=budget, max_contacts=max_contacts,
-                      cost_per_contact=cost_per_contact,
-                      value_per_conversion=value_per_conversion, arm_capacity=arm_capacity,
-                      harm_prices=harm_prices, harm_caps=harm_caps)
+    econ = economics_build(
+        campaign=campaign, version=version, budget=budget, max_contacts=max_contacts,
+        cost_per_contact=cost_per_contact, value_per_conversion=value_per_conversion,
+        arm_capacity=arm_capacity, harm_prices=harm_prices, harm_caps=harm_caps,
+        cost_by_arm=cost_per_contact_by_arm, conversion_cost_by_arm=cost_per_conversion_by_arm)
     ids, uplift, response, guard = _scores_read(version, econ, segment)
     treated = np.clip(np.nan_to_num(response)[:, None] + uplift, 0.0, None)
     try:

@@ -96,3 +96,9 @@ def pvalue(value) -> str:
     if f < 0.001:
         return "< 0.001"
     return f"{f:.3f}"
+
+
+@register.filter
+def words(value) -> str:
+    """A stored code as words: ``keep_running`` -> ``keep running`` (badges, labels)."""
+    return MISSING if value is None or value == "" else str(value).replace("_", " ")

@@ -53,3 +53,10 @@ def test_the_filters_load_in_a_template():
     out = Template("{% load humanize_extra %}{{ a|pp }} | {{ b|money:'$' }} | {{ c|sig3 }}").render(
         Context({"a": 0.02248, "b": 98765.4, "c": 32031}))
     assert out == "+2.2 pp | $98,765.40 | 32,031"
+
+
+def test_words_turns_a_stored_code_into_words():
+    from core.templatetags.humanize_extra import words
+    assert words("keep_running") == "keep running"
+    assert words("ship") == "ship"
+    assert words(None) == "—"

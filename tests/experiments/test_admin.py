@@ -75,7 +75,7 @@ def test_the_targeting_list_page_and_csv_export(admin_client, world):
     _, _, _, target = world
     html = admin_client.get(reverse("admin:modelling_targetinglist_change",
                                     args=[target.id])).content.decode()
-    assert "Profit curve" in html and "<polyline" in html
+    assert "Profit curve" in html and 'class="plotly-chart"' in html
     response = admin_client.get(reverse("admin:modelling_targetinglist_csv", args=[target.id]))
     lines = b"".join(response.streaming_content).decode().strip().splitlines()
     assert lines[0].startswith("rank,customer_external_id") and len(lines) == target.size + 1

@@ -41,7 +41,7 @@ def test_the_overview_shows_arms_the_decision_and_what_to_do_next(client):
     assert page.status_code == 200
     html = page.content.decode()
     result = AnalysisResult.objects.get(experiment=experiment)
-    assert f">{result.decision.upper().replace('_', '')}<" in html
+    assert f">{result.decision.replace('_', ' ')}<" in html  # keep_running: "keep running"
     assert "What to do next" in html and "Analyse now" in html and "Train now" in html
     for arm in experiment.arms.all():
         assert arm.name in html
