@@ -213,7 +213,7 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
             "opts": self.opts, "title": experiment.name, "experiment": experiment,
             "arms": arms, "assigned": sum(counts.values()),
             "can_run": can_run, "can_change": self.has_change_permission(request, experiment),
-            "run_id": request.GET.get("run", ""),
+            "task_run": _task_run_of(request),
             **results_context(request, experiment, latest),
         }
         context["next_step"] = next_step(experiment, latest, context["insight"])
@@ -260,12 +260,7 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
         """JSON for the progress box: status, progress, step, and where the result is."""
         if not request.user.has_perm("core.view_taskrun"):
             raise PermissionDenied
-        run = get_object_or_404(TaskRun, pk=run_id)
-        return JsonResponse({"id": run.id, "name": run.name, "status": run.status,
-                             "progress": run.progress, "step": run.step, "error": run.error,
-                             "done": run.status in (TaskRun.Status.SUCCEEDED,
-                                                    TaskRun.Status.FAILED),
-                             "result_url": task_run_result_url(run)})
+        return JsonResponse(task_run_state(get_object_or_404(TaskRun, pk=run_id)))
 
     @admin.action(description="Analyse now (background task)", permissions=["run_tasks"])
     def analyse(self, request, queryset):
@@ -294,11 +289,32 @@ class AnalysisResultAdmin(SnapshotAdmin):
                                                                   **context})
 
 
+def _task_run_of(request) -> dict | None:
+    """The state of the run named by ``?run=`` (the one just queued), for the progress box."""
+    run_id = request.GET.get("run", "")
+    run = TaskRun.objects.filter(pk=run_id).first() if run_id.isdigit() else None
+    return task_run_state(run) if run is not None else None
+
+
+def task_run_state(run: TaskRun) -> dict:
+    """What the progress box shows (templates/admin/includes/task_progress.html), as JSON.
+
+    ``error`` is the error's first line (the traceback stays on the run's page).
+    """
+    return {"id": run.id, "name": run.name, "status": run.status, "progress": run.progress,
+            "step": run.step, "error": (run.error or "").split("\n", 1)[0],
+            "done": run.status in (TaskRun.Status.SUCCEEDED, TaskRun.Status.FAILED),
+            "result_url": task_run_result_url(run),
+            "url": reverse("admin:experiments_experiment_progress", args=[run.id])}
+
+
 def task_run_result_url(run: TaskRun) -> str | None:
     """Where a finished run's result is shown in the admin."""
     if run.status != TaskRun.Status.SUCCEEDED:
         return None
     result = run.result or {}
+    if result.get("targeting_list_id"):
+        return reverse("admin:modelling_targetinglist_change", args=[result["targeting_list_id"]])
     if result.get("analysis_result_id"):
         return reverse("admin:experiments_analysisresult_change",
                        args=[result["analysis_result_id"]])

@@ -10,7 +10,7 @@ it that calls it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -22,11 +22,13 @@ from experiments.models import Experiment
 from experiments.tasks import experiment_analyse_task
 from marketing.models import Campaign, Event, Segment
 from marketing.tasks import segment_size
+from modelling.economics import economics_build
 from modelling.models import ModelVersion
 from modelling.scoring import score_plan
 from modelling.tasks import (
     customers_score_task,
     response_model_train_task,
+    targeting_list_build_task,
     uplift_model_train_task,
 )
 from models_dl import available_estimators
@@ -101,3 +103,54 @@ def response_model_train_request(
 def segment_size_request(*, segment: Segment) -> TaskRun:
     """Queue a background count of the segment's members; returns the TaskRun."""
     return task_run_queue(name="segment_size", params={"segment_id": segment.id}, task=segment_size)
+
+
+def _numbers(mapping: Mapping | None, kind: type = float) -> dict | None:
+    """A name -> number mapping as JSON (None kept: "the arm's own")."""
+    if mapping is None:
+        return None
+    return {str(k): None if v is None else kind(v) for k, v in mapping.items()}
+
+
+@transaction.atomic
+def targeting_list_request(
+    *, campaign: Campaign, model_version: ModelVersion, segment: Segment | None = None,
+    budget: float | None = None, max_contacts: int | None = None,
+    cost_per_contact: float | None = None, value_per_conversion: float | None = None,
+    arm_capacity: Mapping[str, int] | None = None,
+    harm_prices: Mapping[str, float] | None = None,
+    harm_caps: Mapping[str, float | None] | None = None,
+    cost_per_contact_by_arm: Mapping[str, float | None] | None = None,
+    cost_per_conversion_by_arm: Mapping[str, float | None] | None = None,
+) -> TaskRun:
+    """Queue a targeting list build (modelling.targeting.targeting_list_create); returns the run.
+
+    The checks that need no scores run here, so a bad cost or an unknown
+    arm is refused with its field named before anything is queued: the
+    version must be a ready uplift model of the campaign, and
+    economics_build must accept the overrides (the same call the build makes).
+    """
+    if model_version.campaign_id != campaign.id or \
+            model_version.kind != ModelVersion.Kind.UPLIFT:
+        raise ValidationError({"model_version": "must be an uplift model of this campaign"})
+    if model_version.status != ModelVersion.Status.READY:
+        raise ValidationError({"model_version": f"version {model_version.id} is "
+                                                f"{model_version.status}, not ready"})
+    economics_build(
+        campaign=campaign, version=model_version, budget=budget, max_contacts=max_contacts,
+        cost_per_contact=cost_per_contact, value_per_conversion=value_per_conversion,
+        arm_capacity=arm_capacity, harm_prices=harm_prices, harm_caps=harm_caps,
+        cost_by_arm=cost_per_contact_by_arm, conversion_cost_by_arm=cost_per_conversion_by_arm)
+    return task_run_queue(
+        name="targeting_list_build", task=targeting_list_build_task,
+        params={"campaign_id": campaign.id, "model_version_id": model_version.id,
+                "segment_id": segment.id if segment else None,
+                "budget": None if budget is None else float(budget),
+                "max_contacts": None if max_contacts is None else int(max_contacts),
+                "cost_per_contact": None if cost_per_contact is None else float(cost_per_contact),
+                "value_per_conversion": None if value_per_conversion is None
+                else float(value_per_conversion),
+                "arm_capacity": _numbers(arm_capacity, int),
+                "harm_prices": _numbers(harm_prices), "harm_caps": _numbers(harm_caps),
+                "cost_per_contact_by_arm": _numbers(cost_per_contact_by_arm),
+                "cost_per_conversion_by_arm": _numbers(cost_per_conversion_by_arm)})

@@ -10,8 +10,10 @@ from django.utils.html import format_html
 
 from core.admin_actions import TaskActionsMixin, action_report
 from core.admin_readonly import SnapshotAdmin
+from core.models import TaskRun
 from core.plots import ForestRow, forest_plot, interval_bars
-from jobs.requests import customers_score_request
+from experiments.admin import task_run_state
+from jobs.requests import customers_score_request, targeting_list_request
 from modelling.admin_targeting import (
     TargetingForm,
     parameter_tables,
@@ -57,6 +59,8 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
         return [path("<int:pk>/score/", view(self.score_view), name="modelling_modelversion_score"),
                 path("<int:pk>/target/", view(self.target_view),
                      name="modelling_modelversion_target"),
+                path("<int:pk>/target/run/<int:run_id>/", view(self.target_run_view),
+                     name="modelling_modelversion_target_run"),
                 *super().get_urls()]
 
     def _post_allowed(self, request):
@@ -82,10 +86,13 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
         return redirect(f"{back}?run={run.id}")
 
     def target_view(self, request, pk):
-        """The targeting page: GET shows the form, POST builds the list (synchronously).
+        """The targeting page: GET shows the form, POST queues the build and shows its progress.
 
-        The list is built by targeting_list_create, the API's service; a POST
-        without run_tasks is refused (403) whatever the page showed.
+        The POST never builds the list itself: targeting_list_request checks
+        the numbers (a bad one is shown on the form) and queues
+        targeting_list_create, the API's service; the browser goes at once to
+        the run's progress page. A POST without run_tasks is refused (403)
+        whatever the page showed.
         """
         version = get_object_or_404(ModelVersion.objects.select_related("campaign", "experiment"),
                                     pk=pk)
@@ -98,13 +105,15 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
             form = TargetingForm(request.POST, version=version)
             if form.is_valid():
                 try:
-                    target = targeting_list_create(**form.service_kwargs())
+                    run = targeting_list_request(**form.service_kwargs())
                 except ValidationError as exc:
-                    messages.error(request, "; ".join(exc.messages))
+                    named = exc.message_dict.items() if hasattr(exc, "error_dict") else [
+                        ("", exc.messages)]
+                    messages.error(request, "; ".join(
+                        f"{field}: {m}" if field else m for field, ms in named for m in ms))
                 else:
-                    messages.info(request, f"Targeting list built: {target.size:,} customers.")
-                    return redirect(reverse("admin:modelling_targetinglist_change",
-                                            args=[target.id]))
+                    return redirect(reverse("admin:modelling_modelversion_target_run",
+                                            args=[version.id, run.id]))
         else:
             form = TargetingForm(version=version)
         if not can_build:
@@ -114,6 +123,18 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
                    "title": f"Build a target list: {version.campaign}", "version": version,
                    "form": form, "can_build": can_build}
         return TemplateResponse(request, "admin/modelling/modelversion/target.html", context)
+
+    def target_run_view(self, request, pk, run_id):
+        """The build's progress, polled until done; then the link to the new list."""
+        version = get_object_or_404(ModelVersion.objects.select_related("campaign"), pk=pk)
+        if not self.has_view_permission(request, version):
+            raise PermissionDenied
+        run = get_object_or_404(TaskRun, pk=run_id, name="targeting_list_build",
+                                params__model_version_id=version.id)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": f"Building a target list: {version.campaign}", "version": version,
+                   "task_run": task_run_state(run)}
+        return TemplateResponse(request, "admin/modelling/modelversion/target_run.html", context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         version = get_object_or_404(ModelVersion, pk=object_id)

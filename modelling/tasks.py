@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from celery import chord, shared_task
+from django.core.exceptions import ValidationError
 from django.db.models import F
 
 from core.models import TaskRun
@@ -23,6 +24,7 @@ from marketing.models import Campaign, Segment
 from modelling.models import ModelVersion
 from modelling.response_training import response_model_train
 from modelling.scoring import ChunkPlan, behaviour_snapshots_refresh, score_chunk, score_plan
+from modelling.targeting import targeting_list_create
 from modelling.training import uplift_model_train
 
 
@@ -111,3 +113,32 @@ def response_model_train_task(run_id: int) -> None:
             task_run=run, progress=lambda f, step: task_run_progress(run_id, f, step))
         run.result = {"model_version_id": version.id, "status": version.status,
                       "champion": version.is_champion}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def targeting_list_build_task(run_id: int) -> None:
+    """Build the list jobs.requests.targeting_list_request queued; its id goes in the result.
+
+    One step is reported, before the build: targeting_list_create is one
+    transaction, so progress written inside it (reading scores, choosing,
+    evaluating on held-out customers) would stay invisible to the page until
+    the list itself commits. A ValidationError (the scores cannot meet the
+    parameters) is the request's fault, not the worker's: the run records it
+    and the task returns, so a redelivery does not repeat it and an eager
+    run does not turn it into a server error on the page that queued it.
+    """
+    try:
+        with task_run_tracking(run_id) as run:
+            if run is None:
+                return
+            params = dict(run.params)
+            segment_id = params.pop("segment_id", None)
+            task_run_progress(run_id, 0.0, "reading scores, choosing, evaluating on held-out "
+                                           "customers")
+            target = targeting_list_create(
+                campaign=Campaign.objects.get(id=params.pop("campaign_id")),
+                model_version=ModelVersion.objects.get(id=params.pop("model_version_id")),
+                segment=Segment.objects.get(id=segment_id) if segment_id else None, **params)
+            run.result = {"targeting_list_id": target.id, "size": target.size}
+    except ValidationError:
+        return  # task_run_tracking has recorded it on the run

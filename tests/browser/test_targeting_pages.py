@@ -44,8 +44,16 @@ def test_the_manager_builds_reads_and_downloads_a_target_list(manager_page, scor
     page.fill("#id_budget", "20")
     screenshot(page, "targeting-form")
     page.click("#build-list")
-    page.wait_for_url("**/targetinglist/*/change/")
+    # The POST only queues the build and shows its progress (eager here: done at once).
+    page.wait_for_url(f"**/modelversion/{version.id}/target/run/*/")
+    page.locator("#run-result").wait_for(timeout=30_000)
+    assert page.locator("#run-status").inner_text() == "done"
     target = TargetingList.objects.get()
+    assert page.locator("#run-result").get_attribute("href").endswith(
+        f"/targetinglist/{target.id}/change/")
+    screenshot(page, "targeting-progress")
+    page.click("#run-result")
+    page.wait_for_url("**/targetinglist/*/change/")
     assert target.parameters["budget"] == 20.0 and target.size > 0
     glance = page.locator("#at-a-glance").inner_text()
     assert f"Contact {target.size:,} customers" in glance

@@ -10,16 +10,20 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from core.groups import ANALYST, CAMPAIGN_MANAGER
+from core.models import TaskRun
 from experiments.models import Assignment
 from experiments.services import ArmSpec
+from jobs.requests import targeting_list_request
 from marketing.models import Customer, Event
 from modelling.models import CustomerScore, ModelVersion, TargetingList
 from modelling.targeting import targeting_list_create
+from modelling.tasks import targeting_list_build_task
 from tests.factories import T0, campaign_make, experiment_make
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +86,8 @@ def _world(customers: int):
     return campaign, version, people
 
 
-def test_the_manager_builds_a_list_from_the_form_through_the_service(client):
+def test_the_manager_builds_a_list_from_the_form_through_the_service(
+        client, django_capture_on_commit_callbacks):
     campaign, version, people = _world(100)
     manager = _login(client, CAMPAIGN_MANAGER)
     url = reverse("admin:modelling_modelversion_target", args=[version.id])
@@ -90,13 +95,24 @@ def test_the_manager_builds_a_list_from_the_form_through_the_service(client):
     for field in ["id_budget", "id_max_contacts", "id_cost_email", "id_conversion_cost_coupon",
                   "id_capacity_email", "id_segment"]:
         assert f'id="{field}"' in html, field
-    response = manager.post(url, {"budget": "10", "cost_email": "0.5", "cost_coupon": "0.5",
-                                  "conversion_cost_email": "0", "conversion_cost_coupon": "0",
-                                  "capacity_coupon": "0"})
+    # The build is queued when the request's transaction commits (eager in tests).
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        response = manager.post(url, {"budget": "10", "cost_email": "0.5", "cost_coupon": "0.5",
+                                      "conversion_cost_email": "0",
+                                      "conversion_cost_coupon": "0", "capacity_coupon": "0"})
+    assert len(queued) == 1
+    run = TaskRun.objects.get(name="targeting_list_build")
     target = TargetingList.objects.get()
     assert response.status_code == 302
-    assert response["Location"] == reverse("admin:modelling_targetinglist_change",
-                                           args=[target.id])
+    assert response["Location"] == reverse("admin:modelling_modelversion_target_run",
+                                           args=[version.id, run.id])
+    assert run.status == "succeeded" and run.result == {"targeting_list_id": target.id,
+                                                        "size": 20}
+    # The run is already done when its page loads: the link is there without polling.
+    progress = manager.get(response["Location"]).content.decode()
+    list_url = reverse("admin:modelling_targetinglist_change", args=[target.id])
+    assert f'<a id="run-result" href="{list_url}">' in progress
+    assert '<span id="run-status">done</span>' in progress and 'data-done="1"' in progress
     # 10 / 0.50 = 20 contacts, all email (coupon capacity 0), the 20 best of 100.
     assert target.size == 20 and target.contacts_by_arm == {"email": 20, "coupon": 0}
     assert target.parameters["budget"] == 10 and target.parameters["arm_capacity"] == {
@@ -104,6 +120,73 @@ def test_the_manager_builds_a_list_from_the_form_through_the_service(client):
     same = targeting_list_create(campaign=campaign, model_version=version, budget=10,
                                  arm_capacity={"coupon": 0}, evaluate=False)
     assert same.digest == target.digest
+
+
+def test_the_progress_page_polls_an_unfinished_run_and_shows_a_failed_ones_reason(client):
+    _, version, _ = _world(20)
+    manager = _login(client, CAMPAIGN_MANAGER)
+    run = TaskRun.objects.create(name="targeting_list_build",
+                                 params={"model_version_id": version.id}, status="running",
+                                 progress=0.0, step="reading scores")
+    url = reverse("admin:modelling_modelversion_target_run", args=[version.id, run.id])
+    html = manager.get(url).content.decode()
+    progress_url = reverse("admin:experiments_experiment_progress", args=[run.id])
+    assert f'data-url="{progress_url}" data-done=""' in html and 'id="run-result"' not in html
+    TaskRun.objects.filter(pk=run.pk).update(
+        status="failed", error="ValidationError: {'parameters': ['no room']}\nTraceback ...")
+    html = manager.get(url).content.decode()
+    assert "failed: ValidationError: {&#x27;parameters&#x27;: [&#x27;no room&#x27;]}" in html
+    assert "Traceback" not in html and 'id="run-result"' not in html
+    other = ModelVersion.objects.create(campaign=version.campaign, kind="uplift",
+                                        estimator="tarnet", status="ready")
+    assert manager.get(reverse("admin:modelling_modelversion_target_run",
+                               args=[other.id, run.id])).status_code == 404
+
+
+def test_the_request_refuses_a_bad_per_arm_cost_naming_the_field_and_queues_nothing():
+    campaign, version, _ = _world(20)
+    before = TaskRun.objects.count()
+    for field, value, words in [
+            ("cost_per_contact_by_arm", {"email": -1.0}, "must be non-negative numbers"),
+            ("cost_per_conversion_by_arm", {"sms": 1.0}, "unknown arm 'sms'")]:
+        with pytest.raises(ValidationError) as refused:
+            targeting_list_request(campaign=campaign, model_version=version, **{field: value})
+        assert refused.value.message_dict == {field: [words]}
+    other = campaign_make()
+    with pytest.raises(ValidationError) as refused:
+        targeting_list_request(campaign=other, model_version=version)
+    assert list(refused.value.message_dict) == ["model_version"]
+    assert TaskRun.objects.count() == before and not TargetingList.objects.exists()
+
+
+def test_the_task_builds_the_list_and_records_its_id(django_capture_on_commit_callbacks):
+    campaign, version, _ = _world(100)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        run = targeting_list_request(campaign=campaign, model_version=version, budget=10,
+                                     arm_capacity={"coupon": 0},
+                                     cost_per_contact_by_arm={"email": 0.5, "coupon": None})
+    assert len(queued) == 1 and not TargetingList.objects.exists()
+    assert run.params["budget"] == 10.0 and run.params["cost_per_contact_by_arm"] == {
+        "email": 0.5, "coupon": None}
+    targeting_list_build_task(run.id)
+    run.refresh_from_db()
+    target = TargetingList.objects.get()
+    # 10 / 0.50 = 20 contacts, all email (coupon capacity 0).
+    assert run.status == "succeeded" and run.progress == 1.0
+    assert run.result == {"targeting_list_id": target.id, "size": 20}
+    assert target.contacts_by_arm == {"email": 20, "coupon": 0}
+    assert target.model_version_id == version.id and target.segment_id is None
+
+
+def test_a_refused_build_fails_the_run_with_its_reason(django_capture_on_commit_callbacks):
+    campaign, version, _ = _world(20)
+    run = TaskRun.objects.create(name="targeting_list_build", params={
+        "campaign_id": campaign.id, "model_version_id": version.id, "segment_id": None,
+        "cost_per_contact_by_arm": {"email": -1.0}})
+    targeting_list_build_task(run.id)  # returns: the refusal is the run's, not the worker's
+    run.refresh_from_db()
+    assert run.status == "failed" and "cost_per_contact_by_arm" in run.error
+    assert not TargetingList.objects.exists()
 
 
 def test_per_arm_costs_replace_the_arms_own(client):
@@ -121,8 +204,9 @@ def test_the_analyst_sees_the_form_read_only_and_a_forged_post_is_refused(client
     url = reverse("admin:modelling_modelversion_target", args=[version.id])
     html = analyst.get(url).content.decode()
     assert 'id="read-only-note"' in html and 'id="build-list"' not in html
+    before = TaskRun.objects.count()
     assert analyst.post(url, {"budget": "10"}).status_code == 403
-    assert not TargetingList.objects.exists()
+    assert not TargetingList.objects.exists() and TaskRun.objects.count() == before
 
 
 def test_the_list_page_reads_at_a_glance(client):
