@@ -278,5 +278,14 @@ def next_step(experiment: Experiment, latest: AnalysisResult | None,
         arm = (latest.payload.get("decision") or {}).get("arm")
         return (f"{arm or 'The winning arm'} beats control with no guardrail harmed: roll it "
                 "out, or target only the customers the model expects to gain.")
-    return ("Not enough evidence yet: keep the experiment running and press Analyse now again "
-            "later.")
+    if experiment.status == Experiment.Status.RUNNING:
+        return ("Not enough evidence yet: keep the experiment running and press Analyse now "
+                "again later.")
+    # Ended without a clear result: sending to everyone is not proven, so the
+    # useful next step is the model's targeting (if any) or a new test.
+    if targeting:
+        return ("The experiment ended without a clear winner for everyone: contact only the "
+                "customers the model expects to gain, see the recommended list "
+                f"({targeting['size']:,} customers), and prove it with a follow-up experiment.")
+    return ("The experiment ended without a clear winner for everyone: train a model to find "
+            "the customers who gain, or run a larger test.")

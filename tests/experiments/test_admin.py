@@ -49,7 +49,7 @@ def test_the_analysis_page_shows_the_decision_effects_segments_and_history(admin
     url = reverse("admin:experiments_analysisresult_change", args=[second.id])
     html = admin_client.get(url + "?view=fixed&segments=all").content.decode()
     decision = second.payload["decision"]
-    assert f"Decision: {decision['action'].upper()}" in html
+    assert f"Decision: {decision['action'].replace('_', ' ')}" in html
     assert 'id="metric-conversion"' in html and "(primary)" in html
     primary = next(m for m in second.payload["metrics"] if m["role"] == "primary")
     for comparison in primary["comparisons"]:

@@ -138,3 +138,21 @@ def test_page_queries_do_not_grow_with_customers(client, name):
             counts.append(len(queries))
             transaction.set_rollback(True)
     assert counts[0] == counts[1], counts
+
+
+@pytest.mark.parametrize("status, targeting, expected", [
+    ("running", None, "Not enough evidence yet: keep the experiment running"),
+    ("stopped", {"id": 1, "size": 1234, "url": "/x/"},
+     "ended without a clear winner for everyone: contact only the customers the model "
+     "expects to gain, see the recommended list (1,234 customers)"),
+    ("stopped", None, "ended without a clear winner for everyone: train a model"),
+])
+def test_an_unclear_result_advises_by_the_experiments_status(status, targeting, expected):
+    from experiments.models import AnalysisResult, Experiment
+    from experiments.results import ModelInsight, next_step
+
+    # An ended test is not advised to keep running: its next step is the targeting.
+    sentence = next_step(Experiment(status=status),
+                         AnalysisResult(decision="keep_running", payload={}),
+                         ModelInsight(targeting=targeting))
+    assert expected in sentence
