@@ -1,10 +1,10 @@
-"""Background job runs and API keys."""
+"""Background job runs, API keys and the audit log."""
 
 from django.contrib import admin, messages
 
 from core.admin_readonly import SnapshotAdmin
 from core.api_keys import api_key_deactivate
-from core.models import ApiKey, TaskRun
+from core.models import ApiKey, AuditEntry, TaskRun
 
 
 @admin.register(TaskRun)
@@ -35,3 +35,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in keys:
             api_key_deactivate(key=key)
         messages.info(request, f"Deactivated {len(keys)} API key(s).")
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(SnapshotAdmin):
+    list_display = ["at", "actor", "action", "target"]
+    list_filter = ["action"]
+    search_fields = ["actor", "target"]
+    date_hierarchy = "at"
+    readonly_fields = ["at", "actor", "user", "action", "target", "detail"]

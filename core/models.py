@@ -1,4 +1,4 @@
-"""What every app uses: background job runs and API credentials."""
+"""What every app uses: background job runs, API credentials and the audit log."""
 
 from __future__ import annotations
 
@@ -69,3 +69,36 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.scope})"
+
+
+class AuditEntry(models.Model):
+    """One thing a person or integration did that a reviewer may ask about (core.audit)."""
+
+    class Action(models.TextChoices):
+        RUN = "run", "Ran a task"
+        EXPORT = "export", "Exported"
+        ERASE = "erase", "Erased"
+        START = "start", "Started"
+        STOP = "stop", "Stopped"
+        CREATE = "create", "Created"
+        CHANGE = "change", "Changed"
+        DELETE = "delete", "Deleted"
+        REVOKE = "revoke", "Revoked"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # "user:<username>", "api-key:<name>" or "system:<job>"; the user link is
+    # kept too, but the text survives the user's deletion.
+    actor = models.CharField(max_length=160)
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    target = models.CharField(max_length=200)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
