@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.middleware.BrokerUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -162,12 +163,52 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3300, minim
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Sending fails fast when the broker is down: a web request answers 503
+# within about a second (core.task_runs.BrokerUnavailable) instead of
+# hanging, and the run, already committed, is sent later by the reaper.
+CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
+CELERY_BROKER_CONNECTION_MAX_RETRIES = 1
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0,
+                                    "interval_step": 0.2, "interval_max": 0.2}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Redis answers in milliseconds; a reply slower than this is an outage
+        # (above kombu's 1 s BRPOP poll, which the worker waits on).
+        "socket_connect_timeout": 1.0,
+        "socket_timeout": 1.5,
+        # Longer than the longest task: an unacknowledged message (acks_late)
+        # comes back only after this; lost workers are found sooner by leases.
+        "visibility_timeout": env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1) + 600,
+    }
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 1.0
+CELERY_REDIS_SOCKET_TIMEOUT = 10.0
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"timeout": 1.0}}
+
+# Task delivery (core.task_runs, core.task_delivery): a running task holds a
+# lease it renews every TASK_HEARTBEAT_SECONDS; the reaper (beat, every
+# TASK_REAPER_SECONDS) starts over or fails runs whose lease expired and
+# sends runs left queued.
+TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", 120, minimum=2)
+TASK_HEARTBEAT_SECONDS = env_int("TASK_HEARTBEAT_SECONDS", max(1, TASK_LEASE_SECONDS // 4),
+                                 minimum=1)
+TASK_RUN_MAX_ATTEMPTS = env_int("TASK_RUN_MAX_ATTEMPTS", 5, minimum=1)
+TASK_RETRY_BACKOFF_SECONDS = env_int("TASK_RETRY_BACKOFF_SECONDS", 2, minimum=0)
+TASK_RETRY_BACKOFF_MAX_SECONDS = env_int("TASK_RETRY_BACKOFF_MAX_SECONDS", 60, minimum=0)
+TASK_RUN_SEND_GRACE_SECONDS = env_int("TASK_RUN_SEND_GRACE_SECONDS", 60, minimum=0)
+TASK_RUN_RESEND_SECONDS = env_int("TASK_RUN_RESEND_SECONDS", 900, minimum=1)
+TASK_REAPER_SECONDS = env_int("TASK_REAPER_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Fixed jobs; beat's database scheduler adds them beside the per-campaign
 # schedules managed in the admin. Behaviour snapshots: see
 # marketing.behaviour_snapshots (scoring reads only a day of events after it).
 SNAPSHOT_REFRESH_HOUR = env_int("SNAPSHOT_REFRESH_HOUR", 2, minimum=0)
 CELERY_BEAT_SCHEDULE = {
+    "task-runs-reap": {
+        "task": "jobs.tasks.task_runs_reap_task",
+        "schedule": float(TASK_REAPER_SECONDS),
+        # A tick the workers did not take in time is dropped: the next one comes soon.
+        "options": {"expires": float(TASK_REAPER_SECONDS)},
+    },
     "behaviour-snapshots-refresh": {
         "task": "modelling.tasks.behaviour_snapshots_refresh_task",
         "schedule": crontab(hour=SNAPSHOT_REFRESH_HOUR, minute=0),

@@ -6,10 +6,13 @@ from django.db import models
 
 
 class TaskRun(models.Model):
-    """Status and progress of one background job, shown in the admin and API.
+    """Status, progress and lease of one background job, shown in the admin and API.
 
-    Tasks receive the run id, claim the run with a conditional update and
-    report progress here, so a re-delivered task sees the run already done.
+    Tasks receive the run id and claim the run with a conditional update,
+    which gives the claimer a lease (``lease_token``, renewed by a heartbeat
+    until ``lease_expires_at``). A run whose lease ran out lost its worker:
+    the reaper (core.task_runs.task_runs_reap) starts it over when ``rerun``
+    says it is safe to repeat, and fails it with the reason otherwise.
     """
 
     class Status(models.TextChoices):
@@ -28,10 +31,24 @@ class TaskRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Delivery (core.task_runs). The Celery task to (re-)send with the run id.
+    task = models.CharField(max_length=200, blank=True)
+    # Safe to start over after a lost worker; False: at most once, reaped as failed.
+    rerun = models.BooleanField(default=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # When the message was last handed to the broker; NULL: never (broker down).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # The current claim: writes of an older claim (a worker presumed lost) are ignored.
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_holder = models.CharField(max_length=200, blank=True)  # "host:pid"
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["name", "status"], name="taskrun_name_status")]
+        indexes = [models.Index(fields=["name", "status"], name="taskrun_name_status"),
+                   models.Index(fields=["status", "lease_expires_at"],
+                                name="taskrun_status_lease")]
         # Queueing analyses, training, scoring and targeting from the admin
         # (core.admin_actions.TaskActionsAdmin); the Campaign manager group has it.
         permissions = [("run_tasks", "Can run background tasks")]

@@ -6,6 +6,7 @@ class ModellingConfig(AppConfig):
     verbose_name = "Models and targeting"
 
     def ready(self) -> None:
+        from core.task_runs import task_run_lost
         from experiments.results import model_insight_register
         from marketing.customer_panels import customer_panel_register
         from marketing.privacy import personal_data_section_register
@@ -15,9 +16,11 @@ class ModellingConfig(AppConfig):
             customer_scores_export,
             customer_targeting_entries_export,
         )
+        from modelling.registry import model_versions_abandon
 
         personal_data_section_register("scores", customer_scores_export)
         personal_data_section_register("targeting_entries", customer_targeting_entries_export)
         customer_panel_register("scores", customer_scores_panel)
         customer_panel_register("model_explanation", customer_explanation_panel)
         model_insight_register(experiment_model_insight)
+        task_run_lost.connect(model_versions_abandon, dispatch_uid="model_versions_abandon")

@@ -106,3 +106,15 @@ def champion_consider(version: ModelVersion) -> bool:
 def champion(campaign_id: int, kind: str) -> ModelVersion | None:
     return ModelVersion.objects.filter(campaign_id=campaign_id, kind=kind,
                                        is_champion=True).first()
+
+
+def model_versions_abandon(*, run, reason: str, **_signal) -> int:
+    """Mark the versions a lost training attempt left "training" as failed (task_run_lost).
+
+    Their artifact was never registered (the path and checksum are written
+    only once the folder is complete) and they never became champion, so
+    the champion stays as it was until a new attempt succeeds.
+    """
+    return ModelVersion.objects.filter(task_run_id=run.id,
+                                       status=ModelVersion.Status.TRAINING).update(
+        status=ModelVersion.Status.FAILED, status_reason=f"training abandoned: {reason}")

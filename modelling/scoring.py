@@ -4,7 +4,8 @@ The customer id range is cut into chunks; each chunk builds features as of
 one cutoff (the job's start, so every chunk sees the same point in time),
 starting from the latest behaviour snapshot when there is one
 (marketing.behaviour_snapshots), predicts, and replaces that chunk's score
-rows in one transaction. Running a job twice therefore gives the same rows,
+rows in one transaction (with a segment, only its members' rows: everyone
+else keeps their score). Running a job twice therefore gives the same rows,
 and chunks can run on different workers (modelling.tasks fans them out
 with a Celery chord).
 """
@@ -83,8 +84,12 @@ def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
                       spec=spec, source=fixed_cutoff(cutoff, sql, list(params)),
                       chunk_size=chunk.high - chunk.low,
                       snapshot=behaviour_snapshot_latest(spec, cutoff))]
-        CustomerScore.objects.filter(model_version=version, customer_id__gt=chunk.low,
-                                     customer_id__lte=chunk.high).delete()
+        replaced = CustomerScore.objects.filter(model_version=version, customer_id__gt=chunk.low,
+                                                customer_id__lte=chunk.high)
+        if segment is not None:
+            # Only the members' rows: everyone else keeps their score.
+            replaced = replaced.filter(customer_id__in=customers.values("id"))
+        replaced.delete()
         return sum(frame_insert(CustomerScore, frame) for frame in frames)
 
 

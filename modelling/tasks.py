@@ -1,6 +1,11 @@
 """Celery interfaces over the model services: training, scoring, snapshots.
 
-Tasks take ids, never instances.
+Tasks take ids, never instances; core.task_delivery.run_task gives each its
+lease, retries and outcome. Training, scoring and targeting are safe to
+repeat: a lost training attempt's versions are marked failed
+(modelling.registry.model_versions_abandon, on core.task_runs.task_run_lost)
+and never become champion, scoring replaces each chunk's rows, and a
+targeting list is written in one transaction.
 """
 
 from __future__ import annotations
@@ -8,16 +13,25 @@ from __future__ import annotations
 from datetime import datetime
 
 from celery import chord, shared_task
-from django.core.exceptions import ValidationError
-from django.db.models import F
+from django.conf import settings
 
 from core.models import TaskRun
+from core.task_delivery import (
+    RUN_CONTINUES,
+    connections_reset,
+    lease_heartbeat,
+    retry_countdown,
+    run_task,
+    task_run_execute,
+    transient_reason,
+)
 from core.task_runs import (
-    task_run_claim,
     task_run_fail,
+    task_run_heartbeat,
+    task_run_part_done,
     task_run_progress,
+    task_run_reporter,
     task_run_succeed,
-    task_run_tracking,
 )
 from experiments.models import Experiment
 from marketing.models import Campaign, Segment
@@ -28,117 +42,130 @@ from modelling.targeting import targeting_list_create
 from modelling.training import uplift_model_train
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def uplift_model_train_task(run_id: int) -> None:
+@run_task(rerun=True)
+def uplift_model_train_task(run: TaskRun) -> dict:
     """Train, evaluate and register uplift models for an experiment."""
-    with task_run_tracking(run_id) as run:
-        if run is None:
-            return
-        params = run.params
-        experiment = Experiment.objects.get(id=params["experiment_id"])
-        metric = experiment.metrics.get(name=params["metric"]) if params.get("metric") else None
-        versions = uplift_model_train(
-            experiment=experiment, metric=metric,
-            estimators=params.get("estimators", ["default"]),
-            baselines=params.get("baselines", ["X"]),
-            estimator_params=params.get("estimator_params"),
-            random_state=params.get("random_state", 0), task_run=run,
-            progress=lambda fraction, step: task_run_progress(run_id, fraction, step),
-        )
-        run.result = {"model_version_ids": [v.id for v in versions],
-                      "champion_ids": [v.id for v in versions if v.is_champion]}
+    params = run.params
+    experiment = Experiment.objects.get(id=params["experiment_id"])
+    metric = experiment.metrics.get(name=params["metric"]) if params.get("metric") else None
+    versions = uplift_model_train(
+        experiment=experiment, metric=metric,
+        estimators=params.get("estimators", ["default"]),
+        baselines=params.get("baselines", ["X"]),
+        estimator_params=params.get("estimator_params"),
+        random_state=params.get("random_state", 0), task_run=run,
+        progress=task_run_reporter(run),
+    )
+    return {"model_version_ids": [v.id for v in versions],
+            "champion_ids": [v.id for v in versions if v.is_champion]}
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def customers_score_task(run_id: int) -> None:
-    """Plan the chunks and fan them out; the chord's callback closes the run."""
-    run = task_run_claim(run_id)
+@run_task(rerun=True)
+def customers_score_task(run: TaskRun):
+    """Plan the chunks and fan them out; the chord's callback closes the run.
+
+    The chunks carry this attempt's lease token: chunks of an attempt given
+    up (its worker lost) find the token changed and do nothing. Until the
+    first chunk starts, the lease covers the queue wait (one lease per chunk).
+    """
+    chunks = score_plan(chunk_size=run.params.get("chunk_size", 50_000))
+    cutoff = run.params["cutoff"]
+    token = run.lease_token
+    task_run_heartbeat(run.id, token, seconds=settings.TASK_LEASE_SECONDS * max(len(chunks), 1))
+    task_run_progress(run.id, 0.0, f"scoring {len(chunks)} chunks", token=token)
+    header = [customers_score_chunk_task.s(run.id, token, c.low, c.high, cutoff, len(chunks))
+              for c in chunks]
+    chord(header)(customers_score_finish_task.s(run.id, token))
+    return RUN_CONTINUES
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def customers_score_chunk_task(self, run_id: int, token: str, low: int, high: int,
+                               cutoff: str, chunks: int) -> int:
+    """Score one id range; safe to repeat (it replaces that range's rows).
+
+    A transient error retries this chunk alone, with backoff, up to
+    TASK_RUN_MAX_ATTEMPTS tries; progress counts each chunk once
+    (task_run_part_done), however often it runs.
+    """
+    run = TaskRun.objects.filter(id=run_id, lease_token=token,
+                                 status=TaskRun.Status.RUNNING).first()
     if run is None:
-        return
+        return 0  # the run finished or was started over: this chunk belongs to the past
+    in_worker = not (self.request.is_eager or self.request.called_directly)
     try:
-        chunks = score_plan(chunk_size=run.params.get("chunk_size", 50_000))
-        cutoff = run.params["cutoff"]
-        header = [customers_score_chunk_task.s(run_id, c.low, c.high, cutoff) for c in chunks]
-        TaskRun.objects.filter(id=run_id).update(step=f"scoring {len(chunks)} chunks")
-        chord(header)(customers_score_finish_task.s(run_id))
+        with lease_heartbeat(run_id, token, enabled=in_worker):
+            task_run_heartbeat(run_id, token)
+            version = ModelVersion.objects.get(id=run.params["model_version_id"])
+            segment_id = run.params.get("segment_id")
+            written = score_chunk(
+                version=version, chunk=ChunkPlan(low, high),
+                cutoff=datetime.fromisoformat(cutoff),
+                segment=Segment.objects.get(id=segment_id) if segment_id else None)
     except Exception as exc:
-        task_run_fail(run_id, exc)
+        reason = transient_reason(exc)
+        if reason:
+            connections_reset()
+        tries = self.request.retries + 1
+        if reason and in_worker and tries < settings.TASK_RUN_MAX_ATTEMPTS:
+            raise self.retry(exc=exc, countdown=retry_countdown(tries),
+                             max_retries=settings.TASK_RUN_MAX_ATTEMPTS) from exc
+        task_run_fail(run_id, exc, token=token)
         raise
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def customers_score_chunk_task(run_id: int, low: int, high: int, cutoff: str) -> int:
-    """Score one id range. Replaces that range's rows, so a retry is harmless."""
-    run = TaskRun.objects.get(id=run_id)
-    try:
-        version = ModelVersion.objects.get(id=run.params["model_version_id"])
-        segment_id = run.params.get("segment_id")
-        written = score_chunk(
-            version=version, chunk=ChunkPlan(low, high), cutoff=datetime.fromisoformat(cutoff),
-            segment=Segment.objects.get(id=segment_id) if segment_id else None)
-    except Exception as exc:
-        task_run_fail(run_id, exc)
-        raise
-    total = max(int(run.params.get("chunks", 1)), 1)
-    TaskRun.objects.filter(id=run_id).update(progress=F("progress") + 1.0 / total)
+    task_run_part_done(run_id, token, f"{low}-{high}", chunks)
     return written
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def customers_score_finish_task(written: list[int], run_id: int) -> None:
-    task_run_succeed(run_id, {"customers_scored": int(sum(written)), "chunks": len(written)})
+def customers_score_finish_task(written: list[int], run_id: int, token: str) -> None:
+    task_run_succeed(run_id, {"customers_scored": int(sum(written)), "chunks": len(written)},
+                     token=token)
 
 
-@shared_task
-def behaviour_snapshots_refresh_task() -> None:
-    """What beat sends daily: rebuild the behaviour snapshots the champions score with."""
-    run = TaskRun.objects.create(name="behaviour_snapshots_refresh", params={})
-    with task_run_tracking(run.id) as claimed:
-        if claimed is None:
-            return
-        claimed.result = {"snapshots": behaviour_snapshots_refresh()}
+@shared_task(bind=True)
+def behaviour_snapshots_refresh_task(self) -> None:
+    """What beat sends daily: rebuild the behaviour snapshots the champions score with.
+
+    At most once: a lost attempt is failed, and the next day's run rebuilds.
+    """
+    run = TaskRun.objects.create(name="behaviour_snapshots_refresh", params={}, rerun=False,
+                                 task=self.name)
+    task_run_execute(self, run.id, lambda _run: {"snapshots": behaviour_snapshots_refresh()},
+                     retry=False)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def response_model_train_task(run_id: int) -> None:
+@run_task(rerun=True)
+def response_model_train_task(run: TaskRun) -> dict:
     """Train and register a propensity-to-convert model for a campaign."""
-    with task_run_tracking(run_id) as run:
-        if run is None:
-            return
-        params = run.params
-        version = response_model_train(
-            campaign=Campaign.objects.get(id=params["campaign_id"]),
-            event_kind=params.get("event_kind", "purchase"),
-            window_days=params.get("window_days", 30), params=params.get("model_params"),
-            task_run=run, progress=lambda f, step: task_run_progress(run_id, f, step))
-        run.result = {"model_version_id": version.id, "status": version.status,
-                      "champion": version.is_champion}
+    params = run.params
+    version = response_model_train(
+        campaign=Campaign.objects.get(id=params["campaign_id"]),
+        event_kind=params.get("event_kind", "purchase"),
+        window_days=params.get("window_days", 30), params=params.get("model_params"),
+        task_run=run, progress=task_run_reporter(run))
+    return {"model_version_id": version.id, "status": version.status,
+            "champion": version.is_champion}
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def targeting_list_build_task(run_id: int) -> None:
+@run_task(rerun=True)
+def targeting_list_build_task(run: TaskRun) -> dict:
     """Build the list jobs.requests.targeting_list_request queued; its id goes in the result.
 
     One step is reported, before the build: targeting_list_create is one
     transaction, so progress written inside it (reading scores, choosing,
     evaluating on held-out customers) would stay invisible to the page until
     the list itself commits. A ValidationError (the scores cannot meet the
-    parameters) is the request's fault, not the worker's: the run records it
-    and the task returns, so a redelivery does not repeat it and an eager
-    run does not turn it into a server error on the page that queued it.
+    parameters) is the request's fault, not the worker's: run_task records
+    it on the run and the task returns, so a redelivery does not repeat it
+    and an eager run does not turn it into a server error on the page.
     """
-    try:
-        with task_run_tracking(run_id) as run:
-            if run is None:
-                return
-            params = dict(run.params)
-            segment_id = params.pop("segment_id", None)
-            task_run_progress(run_id, 0.0, "reading scores, choosing, evaluating on held-out "
-                                           "customers")
-            target = targeting_list_create(
-                campaign=Campaign.objects.get(id=params.pop("campaign_id")),
-                model_version=ModelVersion.objects.get(id=params.pop("model_version_id")),
-                segment=Segment.objects.get(id=segment_id) if segment_id else None, **params)
-            run.result = {"targeting_list_id": target.id, "size": target.size}
-    except ValidationError:
-        return  # task_run_tracking has recorded it on the run
+    params = dict(run.params)
+    segment_id = params.pop("segment_id", None)
+    task_run_progress(run.id, 0.0, "reading scores, choosing, evaluating on held-out customers",
+                      token=run.lease_token)
+    target = targeting_list_create(
+        campaign=Campaign.objects.get(id=params.pop("campaign_id")),
+        model_version=ModelVersion.objects.get(id=params.pop("model_version_id")),
+        segment=Segment.objects.get(id=segment_id) if segment_id else None, **params)
+    return {"targeting_list_id": target.id, "size": target.size}
+

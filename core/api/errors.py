@@ -25,6 +25,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from core.task_runs import BrokerUnavailable
+
 NON_FIELD = "non_field_errors"
 
 
@@ -94,6 +96,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         set_rollback()
         return Response(error_body("invalid", _summary(fields), fields=fields),
                         status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, BrokerUnavailable):
+        # The run is committed and queued; the reaper sends it when the broker returns.
+        return Response(error_body("queue_unavailable", str(exc),
+                                   fields={"task_run": [str(exc.run_id)]}),
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "60"})
     if isinstance(exc, IntegrityError):
         exc = Conflict()
     elif isinstance(exc, DataError):
