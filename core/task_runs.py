@@ -104,6 +104,7 @@ def task_run_send(run: TaskRun, *, countdown: float | None = None) -> None:
     """Hand the run's message to the broker; BrokerUnavailable when that fails fast."""
     task = current_app.tasks[run.task]
     if current_app.conf.task_always_eager:
+        TaskRun.objects.filter(id=run.id).update(sent_at=timezone.now())
         task.apply_async((run.id,))  # runs here and now: no broker involved
         return
     try:

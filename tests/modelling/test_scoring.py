@@ -76,3 +76,34 @@ def test_frame_insert_keeps_nulls_non_ascii_text_and_times_exact():
     assert rows[1][:4] == (None, "", {}, 1.0)
     assert rows[2][:4] == (-1e-300, "ß" * 64, {"ß": -1e-300}, 0.0)
     assert [r[4] for r in rows] == [m.to_pydatetime() for m in map(pd.Timestamp, moments)]
+
+
+def test_scoring_a_segment_replaces_only_its_members_scores(monkeypatch):
+    """A segment's scoring once deleted the whole id range and wrote back only the members."""
+    from marketing.services import segment_create
+    from modelling import scoring
+    from modelling.scoring import ChunkPlan, score_chunk
+    from tests.factories import attributes_declare
+
+    attributes_declare()
+    version = _version(ModelVersion.Kind.UPLIFT)
+    version.metrics = {"arm_names": ["control", "email", "sms"]}
+    version.save()
+    people = [customer_make(age=age) for age in (20, 30, 40, 50)]
+    old = pd.DataFrame({"model_version_id": version.id, "customer_id": [c.id for c in people],
+                        "uplift": -1.0, "best_arm": "old", "uplift_by_arm": "{}",
+                        "response": 0.0, "scored_at": T0})
+    frame_insert(CustomerScore, old)
+    model = FixedOutcomes([[0.10, 0.25, 0.05]] * 4)
+    monkeypatch.setattr(scoring, "_model", lambda version_id, checksum: model)
+    monkeypatch.setattr(scoring, "_guardrail_models", lambda version_id, checksum: {})
+    over_35 = segment_create(key="over_35", name="Over 35",
+                             rule={"attr": "age", "op": "gt", "value": 35})
+
+    written = score_chunk(version=version, chunk=ChunkPlan(people[0].id - 1, people[-1].id),
+                          cutoff=T0 + pd.Timedelta(days=1), segment=over_35)
+    assert written == 2
+    stored = dict(CustomerScore.objects.filter(model_version=version)
+                  .values_list("customer_id", "best_arm"))
+    assert stored == {people[0].id: "old", people[1].id: "old",
+                      people[2].id: "email", people[3].id: "email"}
