@@ -162,12 +162,13 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The queue tasks go to (and a worker started without -Q reads).
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Sending fails fast when the broker is down: a web request answers 503
 # within about a second (core.task_runs.BrokerUnavailable) instead of
 # hanging, and the run, already committed, is sent later by the reaper.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
-CELERY_BROKER_CONNECTION_MAX_RETRIES = 1
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0,
                                     "interval_step": 0.2, "interval_max": 0.2}
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):

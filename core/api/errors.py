@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from core.task_delivery import transient_reason
 from core.task_runs import BrokerUnavailable
 
 NON_FIELD = "non_field_errors"
@@ -101,6 +102,16 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response(error_body("queue_unavailable", str(exc),
                                    fields={"task_run": [str(exc.run_id)]}),
                         status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "60"})
+    reason = transient_reason(exc)
+    if reason:
+        # The database connection dropped (or a serialization failure, a
+        # deadlock): the request's transaction was rolled back, and a bulk
+        # write with idempotency keys is safe to send again.
+        set_rollback()
+        return Response(error_body("temporarily_unavailable",
+                                   f"The request was interrupted ({reason}); nothing of it "
+                                   "was kept. Send it again."),
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
     if isinstance(exc, IntegrityError):
         exc = Conflict()
     elif isinstance(exc, DataError):
