@@ -9,7 +9,8 @@ from core.models import ApiKey, AuditEntry, TaskRun
 
 @admin.register(TaskRun)
 class TaskRunAdmin(SnapshotAdmin):
-    list_display = ["id", "name", "status", "progress", "step", "created_at", "finished_at"]
+    list_display = ["id", "name", "status", "attempts", "progress", "step", "created_at",
+                    "finished_at"]
     list_filter = ["name", "status"]
     readonly_fields = [f.name for f in TaskRun._meta.fields]
 

@@ -119,3 +119,18 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+
+class WorkerHeartbeat(models.Model):
+    """When each Celery worker last ran beat's reaper (every TASK_REAPER_SECONDS).
+
+    One tick goes to one worker, so "some row seen within two reaper
+    intervals" means beat and at least one worker are alive: what a health
+    check reads (core.task_runs.worker_heartbeat_latest).
+    """
+
+    worker = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.worker} at {self.seen_at:%Y-%m-%d %H:%M:%S}"

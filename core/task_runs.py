@@ -38,7 +38,7 @@ from django.db.models import F, Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from core.models import TaskRun
+from core.models import TaskRun, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -342,3 +342,14 @@ def task_runs_reap(now: datetime | None = None) -> dict:
     if any(out.values()):
         logger.info("reaper: %s", out)
     return out
+
+
+def worker_heartbeat_record(worker: str) -> None:
+    """Note that ``worker`` (Celery's hostname, e.g. ``celery@host``) is alive now."""
+    WorkerHeartbeat.objects.update_or_create(worker=worker[:200],
+                                             defaults={"seen_at": timezone.now()})
+
+
+def worker_heartbeat_latest() -> datetime | None:
+    """When a worker last ran the reaper; None when none ever did."""
+    return WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from core.models import TaskRun
 from core.task_delivery import task_run_execute
-from core.task_runs import task_runs_reap
+from core.task_runs import task_runs_reap, worker_heartbeat_record
 from jobs.schedules import campaign_action_run
 
 
@@ -25,7 +25,11 @@ def campaign_scheduled_action_task(self, campaign_id: int, action: str) -> None:
                      retry=False)
 
 
-@shared_task(ignore_result=True)
-def task_runs_reap_task() -> dict:
-    """Every TASK_REAPER_SECONDS: restart or fail runs whose worker was lost, send unsent runs."""
+@shared_task(bind=True, ignore_result=True)
+def task_runs_reap_task(self) -> dict:
+    """Every TASK_REAPER_SECONDS: restart or fail runs whose worker was lost, send unsent runs.
+
+    Also records the worker's heartbeat (core.models.WorkerHeartbeat).
+    """
+    worker_heartbeat_record(self.request.hostname or "eager")
     return task_runs_reap()

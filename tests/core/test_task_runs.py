@@ -252,3 +252,13 @@ def test_a_bug_is_not_retried(calls):
     run = _flaky(failures=0, bug=True)
     assert calls == [1]
     assert run.status == TaskRun.Status.FAILED and "ValueError: a bug is not retried" in run.error
+
+
+def test_the_reaper_tick_records_a_worker_heartbeat():
+    from core.task_runs import worker_heartbeat_latest
+    from jobs.tasks import task_runs_reap_task
+
+    assert worker_heartbeat_latest() is None
+    before = timezone.now()
+    task_runs_reap_task.apply()
+    assert worker_heartbeat_latest() >= before
