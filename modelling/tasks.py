@@ -107,7 +107,8 @@ def customers_score_chunk_task(self, run_id: int, token: str, low: int, high: in
         if reason:
             connections_reset()
         tries = self.request.retries + 1
-        if reason and in_worker and tries < settings.TASK_RUN_MAX_ATTEMPTS:
+        if reason and not self.request.called_directly \
+                and tries < settings.TASK_RUN_MAX_ATTEMPTS:
             raise self.retry(exc=exc, countdown=retry_countdown(tries),
                              max_retries=settings.TASK_RUN_MAX_ATTEMPTS) from exc
         task_run_fail(run_id, exc, token=token)
