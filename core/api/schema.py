@@ -16,7 +16,8 @@ class ErrorBodySerializer(serializers.Serializer):
     code = serializers.CharField(help_text=(
         "Machine-readable: invalid, rows_rejected, parse_error, not_authenticated, "
         "authentication_failed, permission_denied, not_found, method_not_allowed, "
-        "unsupported_media_type, too_large, conflict, throttled."))
+        "unsupported_media_type, too_large, conflict, throttled, queue_unavailable, "
+        "temporarily_unavailable."))
     message = serializers.CharField()
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
                                    help_text="JSON path in the request -> messages.")
@@ -50,12 +51,19 @@ _ERRORS = {
         "Too large", "too_large", "The request body is larger than 33554432 bytes.")),
     429: ("Too many requests for this key; see Retry-After.", _example(
         "Throttled", "throttled", "Request was throttled. Expected available in 12 seconds.")),
+    503: ("The task queue or the database is briefly unreachable; see Retry-After. A queued "
+          "task is recorded and starts when the queue is back; any other request kept "
+          "nothing and is safe to send again.", _example(
+              "Task queue unavailable", "queue_unavailable",
+              "The task queue is unreachable, so task run 42 has not been started yet. It is "
+              "recorded and will be sent as soon as the queue is back (OperationalError).",
+              fields={"task_run": ["42"]})),
 }
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    """Error responses for an operation: the given ones plus 401, 403 and 429."""
-    wanted = sorted({*statuses, 401, 403, 429})
+    """Error responses for an operation: the given ones plus 401, 403, 429 and 503."""
+    wanted = sorted({*statuses, 401, 403, 429, 503})
     return {s: OpenApiResponse(ErrorSerializer, description=_ERRORS[s][0],
                                examples=[_ERRORS[s][1]]) for s in wanted}
 
