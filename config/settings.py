@@ -27,6 +27,20 @@ if not SECRET_KEY:
 elif not DEBUG and len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters with DEBUG off")
 
+# Key of the pseudonyms (core.pseudonyms): customer ids in logs and after
+# erasure, idempotency keys always. Keep it as long as the data it keyed.
+PRIVACY_ID_KEY = env_str("PRIVACY_ID_KEY")
+if not PRIVACY_ID_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("PRIVACY_ID_KEY must be set when DEBUG is off")
+    PRIVACY_ID_KEY = "insecure-development-pseudonym-key"
+elif not DEBUG and len(PRIVACY_ID_KEY) < 32:
+    raise ImproperlyConfigured("PRIVACY_ID_KEY must be at least 32 characters with DEBUG off")
+# Figures about fewer customers than this are suppressed (core.small_cells).
+PRIVACY_MIN_CELL = env_int("PRIVACY_MIN_CELL", 20, minimum=1)
+# Events older than this many days are deleted daily; 0 keeps them forever.
+EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 0, minimum=0)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
@@ -172,13 +186,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "modelling.tasks.behaviour_snapshots_refresh_task",
         "schedule": crontab(hour=SNAPSHOT_REFRESH_HOUR, minute=0),
     },
+    # Does nothing while EVENT_RETENTION_DAYS is 0 (the default).
+    "events-retention-purge": {
+        "task": "marketing.tasks.events_retention_purge_task",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }
 
 # --- Logging -------------------------------------------------------------
+# Request lines name customers by CRM id in URLs (/customers/<id>/...):
+# the filter puts the pseudonym there before any handler writes the line.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"customer_ids": {"()": "core.log_privacy.CustomerIdLogFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "filters": ["customer_ids"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
+from core.models import TaskRun
 from core.task_runs import task_run_tracking
 from marketing.models import Segment
+from marketing.retention import events_retention_purge
 from marketing.segment_rules import segment_members
 
 
@@ -21,3 +24,15 @@ def segment_size(run_id: int) -> None:
         count = segment_members(segment.rule, as_of=now).count()
         Segment.objects.filter(id=segment.id).update(member_count=count, counted_at=now)
         run.result = {"segment_id": segment.id, "members": count}
+
+
+@shared_task
+def events_retention_purge_task() -> None:
+    """What beat sends daily: delete events past EVENT_RETENTION_DAYS (none when it is 0)."""
+    if not settings.EVENT_RETENTION_DAYS:
+        return
+    run = TaskRun.objects.create(name="events_retention_purge", params={})
+    with task_run_tracking(run.id) as claimed:
+        if claimed is None:
+            return
+        claimed.result = {"events_deleted": events_retention_purge()}

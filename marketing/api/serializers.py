@@ -28,6 +28,10 @@ class CustomerInSerializer(serializers.Serializer):
         required=False, help_text="Values of declared attributes (GET /customer-attributes/); "
         "merged into the stored ones. null leaves a value as it is.")
     marketing_consent = serializers.BooleanField(required=False, allow_null=True, default=None)
+    marketing_consent_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None,
+        help_text="When the customer gave or withdrew consent (ISO 8601 with offset); default: "
+                  "when the request arrives. A consent older than the stored one is not applied.")
 
 
 class CustomerSerializer(serializers.ModelSerializer):
@@ -75,6 +79,7 @@ class _ExportCustomer(serializers.Serializer):
     external_id = serializers.CharField()
     attributes = serializers.DictField()
     marketing_consent = serializers.BooleanField()
+    consent_changed_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     erased_at = serializers.DateTimeField(allow_null=True)
@@ -137,11 +142,19 @@ class _ExportAttributeVersion(serializers.Serializer):
     valid_to = serializers.DateTimeField(allow_null=True)
 
 
+class _ExportConsentChange(serializers.Serializer):
+    consent = serializers.BooleanField()
+    decided_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+    source = serializers.CharField(help_text="Who sent it: api-key:<name>, user:<name>, erasure")
+
+
 class CustomerExportSerializer(serializers.Serializer):
     """Documents marketing.privacy.customer_data_export's result (already JSON-ready)."""
 
     customer = _ExportCustomer()
     attribute_history = _ExportAttributeVersion(many=True)
+    consent_history = _ExportConsentChange(many=True)
     events = _ExportEvent(many=True)
     assignments = _ExportAssignment(many=True)
     exposures = _ExportExposure(many=True)
@@ -176,6 +189,9 @@ class EventBulkResultSerializer(serializers.Serializer):
 
 class EventSerializer(serializers.ModelSerializer):
     customer = serializers.CharField(source="customer.external_id")
+    idempotency_key = serializers.CharField(
+        allow_null=True,
+        help_text="The key as stored: its keyed pseudonym (HMAC-SHA256), never the key sent.")
 
     class Meta:
         model = Event
