@@ -157,8 +157,8 @@ class CustomerEraseView(GenericAPIView):
         parameters=[EXTERNAL_ID], request=None,
         responses={200: s.ErasureSerializer, **error_responses(404)},
         examples=[OpenApiExample("Erasure", response_only=True, value={
-            "customer": "crm-1001", "erased_at": "2026-06-03T09:00:00Z",
-            "requested_by": "api-key:crm-prod", "attributes_removed": ["email"],
+            "customer": "erased:3f9a0c5e1b7d42a8c6e0f1d2b3a49587", "erased_at": "2026-06-03T09:00:00Z",
+            "requested_by": "api-key:crm-privacy", "attributes_removed": ["email"],
             "events_scrubbed": 12})],
     )
     def post(self, request, external_id: str):
