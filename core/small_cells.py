@@ -63,3 +63,13 @@ def small_cells_suppress(
         else:
             out.append({**cell, "suppressed": False})
     return out
+
+
+def small_count_public(customers: int | None) -> tuple[int | None, str]:
+    """A head count as shown: (the count, "") or (None, the reason) when it is a small cell."""
+    if customers is None:
+        return None, ""
+    threshold = privacy_min_cell()
+    if customers < threshold:
+        return None, SUPPRESSED_REASON.format(n=threshold)
+    return customers, ""

@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from core.admin_actions import TaskActionsMixin
 from core.admin_paging import BigTableAdmin
 from core.admin_readonly import SnapshotAdmin
+from core.small_cells import small_count_public
 from jobs.requests import segment_size_request
 from marketing.customer_panels import customer_panels
 from marketing.models import (
@@ -161,8 +162,13 @@ class EventAdmin(BigTableAdmin):
 
 @admin.register(Segment)
 class SegmentAdmin(TaskActionsMixin, admin.ModelAdmin):
-    list_display = ["key", "name", "member_count", "counted_at"]
-    readonly_fields = ["member_count", "counted_at"]
+    list_display = ["key", "name", "members", "counted_at"]
+    readonly_fields = ["members", "counted_at"]
+
+    @admin.display(description="member count")
+    def members(self, segment):
+        count, reason = small_count_public(segment.member_count)
+        return reason or count
     actions = ["count_members"]
 
     @admin.action(description="Count members (background task)", permissions=["run_tasks"])

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from core.api.serializers import BulkRowsField
+from core.small_cells import small_count_public
 from marketing.models import Campaign, Customer, CustomerAttribute, ErasureRecord, Event, Segment
 from marketing.services import campaign_harm_clean
 
@@ -230,10 +231,21 @@ class SegmentInSerializer(serializers.Serializer):
 
 
 class SegmentSerializer(serializers.ModelSerializer):
+    member_count = serializers.SerializerMethodField(
+        help_text="Members at counted_at; null when not counted or when fewer than "
+                  "PRIVACY_MIN_CELL (then member_count_note says so).")
+    member_count_note = serializers.SerializerMethodField()
+
     class Meta:
         model = Segment
-        fields = ["key", "name", "description", "rule", "member_count", "counted_at",
-                  "created_at"]
+        fields = ["key", "name", "description", "rule", "member_count", "member_count_note",
+                  "counted_at", "created_at"]
+
+    def get_member_count(self, segment) -> int | None:
+        return small_count_public(segment.member_count)[0]
+
+    def get_member_count_note(self, segment) -> str:
+        return small_count_public(segment.member_count)[1]
 
 
 class CampaignInSerializer(serializers.Serializer):
