@@ -35,8 +35,8 @@ from marketing.models import ConsentChange, Customer
 ConsentWrite = tuple[int, bool, datetime]
 
 
-def customers_lock(customer_ids: Sequence[int]) -> dict[int, tuple[bool, datetime | None]]:
-    """Lock the customer rows (in id order) for this transaction: {id: (consent, consent time)}.
+def customers_lock(customer_ids: Sequence[int]) -> dict[int, tuple[bool, datetime | None, bool]]:
+    """Lock the customer rows (in id order) for this transaction: {id: (consent, consent time, erased)}.
 
     On SQLite the write transaction already excludes other writers.
     """
@@ -49,25 +49,28 @@ def customers_lock(customer_ids: Sequence[int]) -> dict[int, tuple[bool, datetim
     locked = {}
     for start in range(0, len(ids), 5_000):  # SQLite caps the parameters of a query
         chunk = ids[start:start + 5_000]
-        locked.update((pk, (consent, at)) for pk, consent, at in rows.filter(pk__in=chunk)
-                      .values_list("pk", "marketing_consent", "consent_changed_at"))
+        locked.update((pk, (consent, at, erased_at is not None))
+                      for pk, consent, at, erased_at in rows.filter(pk__in=chunk).values_list(
+                          "pk", "marketing_consent", "consent_changed_at", "erased_at"))
     return locked
 
 
 def consent_changes_apply(writes: Sequence[ConsentWrite],
-                          locked: dict[int, tuple[bool, datetime | None]], *,
+                          locked: dict[int, tuple[bool, datetime | None, bool]], *,
                           source: str, now: datetime) -> list[int]:
     """Apply the consent writes not older than the stored decision; return the ids whose value changed.
 
     ``locked`` is ``customers_lock``'s answer for these customers, taken in
     the current transaction. A write of the stored value with a newer time
     moves the time forward (an older contrary write stays refused) and adds
-    no history row.
+    no history row. An erased customer's consent stays false, whatever the time.
     """
     apply: list[tuple[int, bool, datetime]] = []
     changed: list[int] = []
     for pk, consent, decided_at in writes:
-        stored, stored_at = locked[pk]
+        stored, stored_at, erased = locked[pk]
+        if consent and erased:
+            continue
         if stored_at is not None and decided_at < stored_at:
             continue  # decided before the stored consent: not applied
         if consent != stored:

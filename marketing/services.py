@@ -389,6 +389,7 @@ def customers_upsert_bulk(rows: Sequence[object], *, source: str = "") -> Custom
         stored = _customers_stored(
             row.get("external_id") for row in rows if isinstance(row, Mapping))
         result = CustomerBulkResult()
+        erased_when_read = {pk for pk, _, _, erased in stored.values() if erased}
         now = timezone.now()
         inserts, updates, consents = _customer_rows_check(rows, stored, definitions, personal,
                                                           result, now)
@@ -400,6 +401,10 @@ def customers_upsert_bulk(rows: Sequence[object], *, source: str = "") -> Custom
                                        "consent_changed_at", "created_at", "updated_at"],
                             [(e, a, c, at, now, now) for e, a, c, at in inserts])
                 locked = customers_lock([pk for pk, _ in updates] + [w[0] for w in consents])
+                if any(locked[pk][2] and pk not in erased_when_read for pk in locked):
+                    # Erased since the read: the merged attributes may hold personal
+                    # data erasure removed. Read again (the erased row refuses it).
+                    raise _ErasedMeanwhile
                 _customers_update(updates, now)
                 consent_changed = consent_changes_apply(consents, locked, source=source, now=now)
                 consent_history_start([e for e, _, _, at in inserts if at is not None],
@@ -407,7 +412,7 @@ def customers_upsert_bulk(rows: Sequence[object], *, source: str = "") -> Custom
                 customer_versions_copy(
                     created=[e for e, _, _, _ in inserts],
                     changed=sorted({pk for pk, _ in updates} | set(consent_changed)), at=now)
-        except IntegrityError:
+        except (IntegrityError, _ErasedMeanwhile):
             # Another request created one of these customers meanwhile:
             # read again, and the row becomes an update.
             if attempt == _WRITE_ATTEMPTS - 1:
@@ -419,6 +424,10 @@ def customers_upsert_bulk(rows: Sequence[object], *, source: str = "") -> Custom
                                 - set(consent_changed))
         return result
     raise AssertionError("unreachable")
+
+
+class _ErasedMeanwhile(Exception):
+    """A customer of the batch was erased between its read and its write."""
 
 
 def _customers_stored(external_ids: Iterable[object]) -> dict[str, tuple[int, dict, bool, bool]]:
