@@ -200,8 +200,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"customer_ids": {"()": "core.log_privacy.CustomerIdLogFilter"}},
+    "formatters": {"django.server": {"()": "django.utils.log.ServerFormatter",
+                                     "format": "[{server_time}] {message}", "style": "{"}},
     "handlers": {"console": {"class": "logging.StreamHandler",
-                             "filters": ["customer_ids"]}},
+                             "filters": ["customer_ids"]},
+                 # runserver's request lines (Django's own handler, plus the filter).
+                 "django.server": {"class": "logging.StreamHandler", "formatter": "django.server",
+                                   "filters": ["customer_ids"]}},
+    # Django's default handlers for these (console when DEBUG, mail to ADMINS)
+    # would print request paths unfiltered: ours replace them.
+    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+                "django.server": {"handlers": ["django.server"], "level": "INFO",
+                                  "propagate": False}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 

@@ -25,3 +25,15 @@ def test_the_filter_rewrites_a_gunicorn_style_record():
     assert CustomerIdLogFilter().filter(record) is True
     assert record.getMessage() == (
         f'10.0.0.1 "GET /api/v1/customers/~{customer_pseudonym("a@b.test")}/"')
+
+
+def test_every_handler_of_the_request_loggers_carries_the_filter():
+    for name in ("", "django.server", "django.request", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        while logger is not None:
+            for handler in logger.handlers:
+                if type(handler).__module__.startswith("_pytest"):
+                    continue  # pytest's capture, not a platform handler
+                assert any(isinstance(f, CustomerIdLogFilter) for f in handler.filters), (
+                    name, handler)
+            logger = logger.parent if logger.propagate else None
