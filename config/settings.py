@@ -12,7 +12,7 @@ from pathlib import Path
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_int, env_list, env_str
+from config.env import database_from_url, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,6 +38,8 @@ elif not DEBUG and len(PRIVACY_ID_KEY) < 32:
     raise ImproperlyConfigured("PRIVACY_ID_KEY must be at least 32 characters with DEBUG off")
 # Figures about fewer customers than this are suppressed (core.small_cells).
 PRIVACY_MIN_CELL = env_int("PRIVACY_MIN_CELL", 20, minimum=1)
+# > 0: segment sizes are shown as epsilon-differentially private counts instead.
+PRIVACY_DP_EPSILON = env_float("PRIVACY_DP_EPSILON", 0.0, minimum=0.0)
 # Events older than this many days are deleted daily; 0 keeps them forever.
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 0, minimum=0)
 

@@ -16,9 +16,12 @@ rule statistical offices apply to published tables).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from django.conf import settings
+
+from core.pseudonyms import pseudonym
 
 SUPPRESSED_REASON = "fewer than {n} customers: suppressed to protect their privacy"
 
@@ -65,10 +68,35 @@ def small_cells_suppress(
     return out
 
 
-def small_count_public(customers: int | None) -> tuple[int | None, str]:
-    """A head count as shown: (the count, "") or (None, the reason) when it is a small cell."""
+def dp_count(customers: int, *, epsilon: float, seed: str) -> int:
+    """``customers`` plus Laplace noise of scale 1/epsilon, rounded, never below 0.
+
+    A head count changes by at most 1 when one person joins or leaves
+    (sensitivity 1), so Laplace(1/epsilon) noise makes it epsilon-
+    differentially private (Dwork & Roth 2014, the Laplace mechanism).
+    The noise is drawn from a keyed hash of ``seed`` (core.pseudonyms), not
+    afresh on each read: the same count always shows the same noisy value,
+    so reading it many times and averaging learns nothing more.
+    """
+    digest = pseudonym(seed, purpose="dp-noise")
+    u = (int(digest[:15], 16) + 0.5) / 16**15 - 0.5  # uniform on (-0.5, 0.5)
+    noise = -math.copysign(1.0, u) * math.log1p(-2 * abs(u)) / epsilon
+    return max(0, round(customers + noise))
+
+
+def small_count_public(customers: int | None, *, seed: str = "") -> tuple[int | None, str]:
+    """A head count as shown: (the count, "") or (None, the reason) when it is a small cell.
+
+    With PRIVACY_DP_EPSILON set and a ``seed`` naming the count (what was
+    counted, when), the differentially private count is shown instead, with
+    its epsilon in the note.
+    """
     if customers is None:
         return None, ""
+    epsilon = float(settings.PRIVACY_DP_EPSILON)
+    if epsilon > 0 and seed:
+        return dp_count(customers, epsilon=epsilon, seed=seed), (
+            f"differentially private count (epsilon = {epsilon:g})")
     threshold = privacy_min_cell()
     if customers < threshold:
         return None, SUPPRESSED_REASON.format(n=threshold)

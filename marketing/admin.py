@@ -10,7 +10,6 @@ from django.template.response import TemplateResponse
 from core.admin_actions import TaskActionsMixin
 from core.admin_paging import BigTableAdmin
 from core.admin_readonly import SnapshotAdmin
-from core.small_cells import small_count_public
 from jobs.requests import segment_size_request
 from marketing.customer_panels import customer_panels
 from marketing.models import (
@@ -22,6 +21,7 @@ from marketing.models import (
     Segment,
 )
 from marketing.privacy import customer_data_export, customer_erase
+from marketing.segment_rules import segment_count_public
 from marketing.services import customer_attributes_clean, customers_upsert_bulk
 
 
@@ -167,8 +167,8 @@ class SegmentAdmin(TaskActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="member count")
     def members(self, segment):
-        count, reason = small_count_public(segment.member_count)
-        return reason or count
+        count, note = segment_count_public(segment)
+        return f"{count} ({note})" if count is not None and note else (note or count)
     actions = ["count_members"]
 
     @admin.action(description="Count members (background task)", permissions=["run_tasks"])

@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from core.api.serializers import BulkRowsField
-from core.small_cells import small_count_public
 from marketing.models import Campaign, Customer, CustomerAttribute, ErasureRecord, Event, Segment
+from marketing.segment_rules import segment_count_public
 from marketing.services import campaign_harm_clean
 
 
@@ -233,7 +233,8 @@ class SegmentInSerializer(serializers.Serializer):
 class SegmentSerializer(serializers.ModelSerializer):
     member_count = serializers.SerializerMethodField(
         help_text="Members at counted_at; null when not counted or when fewer than "
-                  "PRIVACY_MIN_CELL (then member_count_note says so).")
+                  "PRIVACY_MIN_CELL; with PRIVACY_DP_EPSILON set, a differentially private "
+                  "count (member_count_note says which, with epsilon).")
     member_count_note = serializers.SerializerMethodField()
 
     class Meta:
@@ -242,10 +243,10 @@ class SegmentSerializer(serializers.ModelSerializer):
                   "counted_at", "created_at"]
 
     def get_member_count(self, segment) -> int | None:
-        return small_count_public(segment.member_count)[0]
+        return segment_count_public(segment)[0]
 
     def get_member_count_note(self, segment) -> str:
-        return small_count_public(segment.member_count)[1]
+        return segment_count_public(segment)[1]
 
 
 class CampaignInSerializer(serializers.Serializer):
