@@ -107,6 +107,7 @@ def free_port() -> int:
 def start_server(url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "benchmarks.api_settings",
            "DEBUG": "false", "DJANGO_SECRET_KEY": "benchmark-only-" + "x" * 40,
+           "PRIVACY_ID_KEY": "benchmark-only-pseudonyms-" + "y" * 40,
            "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "ERROR",
            "API_THROTTLE_READ": "1000000/s", "API_THROTTLE_WRITE": "1000000/s",
            "API_THROTTLE_BULK": "1000000/s"}

@@ -12,7 +12,7 @@ from pathlib import Path
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_int, env_list, env_str
+from config.env import database_from_url, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -26,6 +26,22 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-do-not-deploy"
 elif not DEBUG and len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters with DEBUG off")
+
+# Key of the pseudonyms (core.pseudonyms): customer ids in logs and after
+# erasure, idempotency keys always. Keep it as long as the data it keyed.
+PRIVACY_ID_KEY = env_str("PRIVACY_ID_KEY")
+if not PRIVACY_ID_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("PRIVACY_ID_KEY must be set when DEBUG is off")
+    PRIVACY_ID_KEY = "insecure-development-pseudonym-key"
+elif not DEBUG and len(PRIVACY_ID_KEY) < 32:
+    raise ImproperlyConfigured("PRIVACY_ID_KEY must be at least 32 characters with DEBUG off")
+# Figures about fewer customers than this are suppressed (core.small_cells).
+PRIVACY_MIN_CELL = env_int("PRIVACY_MIN_CELL", 20, minimum=1)
+# > 0: segment sizes are shown as epsilon-differentially private counts instead.
+PRIVACY_DP_EPSILON = env_float("PRIVACY_DP_EPSILON", 0.0, minimum=0.0)
+# Events older than this many days are deleted daily; 0 keeps them forever.
+EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 0, minimum=0)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 
@@ -214,13 +230,32 @@ CELERY_BEAT_SCHEDULE = {
         "task": "modelling.tasks.behaviour_snapshots_refresh_task",
         "schedule": crontab(hour=SNAPSHOT_REFRESH_HOUR, minute=0),
     },
+    # Does nothing while EVENT_RETENTION_DAYS is 0 (the default).
+    "events-retention-purge": {
+        "task": "marketing.tasks.events_retention_purge_task",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }
 
 # --- Logging -------------------------------------------------------------
+# Request lines name customers by CRM id in URLs (/customers/<id>/...):
+# the filter puts the pseudonym there before any handler writes the line.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"customer_ids": {"()": "core.log_privacy.CustomerIdLogFilter"}},
+    "formatters": {"django.server": {"()": "django.utils.log.ServerFormatter",
+                                     "format": "[{server_time}] {message}", "style": "{"}},
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "filters": ["customer_ids"]},
+                 # runserver's request lines (Django's own handler, plus the filter).
+                 "django.server": {"class": "logging.StreamHandler", "formatter": "django.server",
+                                   "filters": ["customer_ids"]}},
+    # Django's default handlers for these (console when DEBUG, mail to ADMINS)
+    # would print request paths unfiltered: ours replace them.
+    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+                "django.server": {"handlers": ["django.server"], "level": "INFO",
+                                  "propagate": False}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
@@ -260,7 +295,8 @@ SPECTACULAR_SETTINGS = {
         "REST API for CRM integrations: customers, events, segments, campaigns, experiments, "
         "assignment, exposures, conversions and background tasks.\n\n"
         "**Authentication**: `Authorization: Api-Key <prefix>.<secret>` (read scope: GET; "
-        "write scope: everything), or an admin session for staff users.\n\n"
+        "write scope: everything but personal data; privacy scope: everything, including a "
+        "customer's data export and erasure), or an admin session for staff users.\n\n"
         "**Errors** always have the shape `{\"error\": {\"code\", \"message\", \"fields\", "
         "\"rows\"}}`: `fields` maps a JSON path of the request to messages, `rows` lists the "
         "rejected items of a bulk request by index. A bulk request is applied fully or not "

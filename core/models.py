@@ -64,12 +64,15 @@ class ApiKey(models.Model):
     SHA-256 of the secret is stored. The secret is 256 random bits
     (``secrets.token_urlsafe(32)``), so a fast hash is enough: guessing is
     hopeless without a slow KDF, and a KDF would add its cost to every
-    request. Read scope allows GET; write scope allows everything.
+    request. Read scope allows GET; write scope allows everything but the
+    personal-data requests (a customer's export and erasure), which need
+    privacy scope (which allows everything).
     """
 
     class Scope(models.TextChoices):
         READ = "read", "Read"
         WRITE = "write", "Read and write"
+        PRIVACY = "privacy", "Read, write, export and erase personal data"
 
     name = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=16, unique=True, editable=False)

@@ -20,6 +20,7 @@ from core.models import TaskRun
 from core.plots import ForestRow, forest_plot, interval_bars, line_chart
 from experiments.models import AnalysisResult, Arm, Experiment, Metric
 from experiments.results import (
+    analysis_payload_public,
     effect_history,
     experiment_arm_counts,
     model_insight,
@@ -356,7 +357,10 @@ def results_context(request, experiment: Experiment, result: AnalysisResult | No
                     x_kind="date", y_kind=kind, height=260)))
     labels = segment_labels(payload)
     insight = model_insight(experiment, labels)
-    rows = segment_rows(payload, insight)
+    # Intervals from every segment (the correction counts them all); small cells not shown.
+    suppressed = [s for s in analysis_payload_public(payload)["segments"] if s["suppressed"]]
+    hidden = {s["segment"] for s in suppressed}
+    rows = [r for r in segment_rows(payload, insight) if r.segment not in hidden]
     query = (request.GET.get("segment") or "").strip().lower()
     show_all = request.GET.get("segments") == "all"
     forests = []
@@ -389,4 +393,4 @@ def results_context(request, experiment: Experiment, result: AnalysisResult | No
     return {"result": result, "payload": payload, "view": view, "other_view": other_view,
             "blocks": blocks, "forests": forests, "insight": insight, "warnings": warnings,
             "segment_query": request.GET.get("segment", ""), "show_all_segments": show_all,
-            "segment_total": len(labels)}
+            "segment_total": len(labels), "segments_suppressed": suppressed}

@@ -72,6 +72,9 @@ class BulkAssignmentResult:
     rejected: list[dict]
 
 
+ERASED_REASON = "the customer's personal data was erased"
+
+
 def _state(experiment: Experiment, arms: Sequence[Arm]) -> ExperimentState:
     return ExperimentState(
         status=experiment.status, running=experiment.status == Experiment.Status.RUNNING,
@@ -130,6 +133,8 @@ def assign_customer(
     One query reads the arms and every fact about the customer; a new
     assignment adds the insert and the read-back of the stored row.
     """
+    if customer.erased_at is not None:  # erasure is final: no arm, stored or new
+        return AssignmentDecision(None, ERASED_REASON)
     as_of, now = now, now or timezone.now()
     arms = _arms_with_facts(experiment, customer, as_of)
     state = _state(experiment, arms)
@@ -199,7 +204,9 @@ def assign_customers(
     now = now or timezone.now()
     arms = list(experiment.arms.order_by("id"))
     state = _state(experiment, arms)
-    customers = Customer.objects.annotate(_stored_arm=_stored_arm(experiment))
+    # Erased customers are unknown here: their CRM ids are no longer stored.
+    customers = Customer.objects.filter(erased_at__isnull=True).annotate(
+        _stored_arm=_stored_arm(experiment))
     if state.running:
         customers = customers.annotate(_eligible=_eligible(experiment, OuterRef("pk"), now),
                                        _rival=_rival_key(experiment, OuterRef("pk")))
@@ -266,7 +273,8 @@ def _candidate_chunks(experiment: Experiment, now: datetime, chunk_size: int) ->
     # A flag is all the counts need: EXISTS stops at the first rival.
     rival = (Exists(_rivals(experiment, OuterRef("pk"))) if experiment.layer
              else Value(False))
-    customers = customers.annotate(_stored_arm=_stored_arm(experiment), _rival=rival)
+    customers = customers.filter(erased_at__isnull=True).annotate(
+        _stored_arm=_stored_arm(experiment), _rival=rival)
     fields = ["id", "external_id", "marketing_consent", "_stored_arm", "_rival"]
     last_id = 0
     while True:

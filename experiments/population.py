@@ -45,7 +45,7 @@ def assign_population(
     arms = list(experiment.arms.order_by("id"))
     weights = [a.weight for a in arms]
     needs_consent = any(a.contacts_customer for a in arms)
-    candidates = customers.annotate(
+    candidates = customers.filter(erased_at__isnull=True).annotate(
         _assigned=Exists(Assignment.objects.filter(experiment=experiment,
                                                    customer=OuterRef("pk"))))
     fields = ["id", "external_id", "marketing_consent", "_assigned"]

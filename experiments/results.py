@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 from scipy.stats import norm
 
+from core.small_cells import small_cells_suppress
 from experiments.models import AnalysisResult, Experiment
 
 HISTORY_LIMIT = 60  # snapshots on the effect-over-time chart (the latest ones)
@@ -198,6 +199,31 @@ def model_insight(experiment: Experiment, segments: list[str]) -> ModelInsight:
     return _INSIGHT[0](experiment, segments) or ModelInsight()
 
 
+def _smallest_arm(segment: dict) -> int | None:
+    sizes = [int(arm["n"]) for metric in segment.get("metrics", []) for arm in metric["arms"]]
+    return min(sizes) if sizes else None
+
+
+def _partition(segment: dict) -> str | None:
+    """Attribute breakdowns ("channel=web") partition the experiment; segment rules do not."""
+    label = segment["segment"]
+    return None if label.startswith("segment:") or "=" not in label else label.split("=", 1)[0]
+
+
+def analysis_payload_public(payload: dict) -> dict:
+    """The payload as shown anywhere (admin, API): breakdowns over small cells suppressed.
+
+    A breakdown whose smallest arm has fewer than PRIVACY_MIN_CELL customers
+    keeps only its label and the reason (core.small_cells, with secondary
+    suppression among one attribute's values); the experiment's own figures
+    (``metrics``, ``sample_sizes``, ``srm``, the decision) are exact.
+    """
+    if not payload.get("segments"):
+        return payload
+    return {**payload, "segments": small_cells_suppress(
+        payload["segments"], count=_smallest_arm, keep=("segment",), group=_partition)}
+
+
 def segment_labels(payload: dict) -> list[str]:
     return [s["segment"] for s in payload.get("segments", [])]
 
@@ -207,7 +233,7 @@ def segment_rows(payload: dict, insight: ModelInsight | None = None) -> list[Seg
     alpha = float(payload.get("alpha", 0.05))
     raw = []
     for segment in payload.get("segments", []):
-        for metric in segment["metrics"]:
+        for metric in segment.get("metrics", []):  # none when suppressed
             n = sum(int(a["n"]) for a in metric["arms"])
             for c in metric["comparisons"]:
                 raw.append((segment["segment"], metric["metric"], n, c))

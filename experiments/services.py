@@ -10,7 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.pseudonyms import idempotency_key_pseudonym
 from experiments.models import Arm, Assignment, Experiment, Exposure, Metric
+from marketing.crm_ids import crm_ids_lookup
 from marketing.models import Campaign, CustomerAttribute, Segment
 
 
@@ -147,13 +149,10 @@ def exposures_record(*, experiment: Experiment, rows: Sequence[dict]) -> Exposur
     ``idempotency_key``. A customer must already be assigned; rows are
     rejected with their index otherwise, and then nothing is written.
     """
-    external_ids = {r.get("customer") for r in rows
-                    if isinstance(r, dict) and isinstance(r.get("customer"), str)}
-    external_ids = [e for e in external_ids if "\x00" not in e]
-    assignments = dict(
-        Assignment.objects.filter(experiment=experiment, customer__external_id__in=external_ids)
-        .values_list("customer__external_id", "id")
-    )
+    assignments = {external_id: pk for external_id, (pk,) in crm_ids_lookup(
+        Assignment.objects.filter(experiment=experiment).values_list("customer__external_id", "id"),
+        (r.get("customer") for r in rows if isinstance(r, dict)),
+        field="customer__external_id").items()}
     rejected, exposures, keys = [], [], set()
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -177,8 +176,9 @@ def exposures_record(*, experiment: Experiment, rows: Sequence[dict]) -> Exposur
         if errors:
             rejected.append({"index": index, "errors": errors})
         else:
+            # Stored as its keyed pseudonym: senders build keys from customer ids.
             exposures.append(Exposure(assignment_id=assignment_id, exposed_at=exposed_at,
-                                      idempotency_key=key))
+                                      idempotency_key=idempotency_key_pseudonym(key)))
     if rejected:
         return ExposureRecordResult(0, 0, rejected)
     before = Exposure.objects.filter(assignment__experiment=experiment).count()
@@ -197,19 +197,16 @@ def conversions_record(*, experiment: Experiment, rows: Sequence[object], source
     """
     from collections.abc import Mapping
 
-    from core.db.lookups import values_matching
     from marketing.services import EventRecordResult, events_validate, events_write
 
     metrics = list(experiment.metrics.all())
     kinds = {m.event_kind for m in metrics}
     default_kind = next(m.event_kind for m in metrics if m.role == Metric.Role.PRIMARY)
     rows = [{"kind": default_kind, **row} if isinstance(row, Mapping) else row for row in rows]
-    external_ids = sorted({r.get("customer") for r in rows
-                           if isinstance(r, Mapping) and isinstance(r.get("customer"), str)
-                           and "\x00" not in r.get("customer")})
-    assigned = set(values_matching(
-        Assignment.objects.filter(experiment=experiment).values_list(
-            "customer__external_id", flat=True), "customer__external_id", external_ids))
+    assigned = set(crm_ids_lookup(
+        Assignment.objects.filter(experiment=experiment).values_list("customer__external_id"),
+        (r.get("customer") for r in rows if isinstance(r, Mapping)),
+        field="customer__external_id"))
     extra: dict[int, dict[str, str]] = {}
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):

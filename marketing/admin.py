@@ -2,7 +2,10 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.http import JsonResponse
+from django.template.response import TemplateResponse
 
 from core.admin_actions import TaskActionsMixin
 from core.admin_paging import BigTableAdmin
@@ -17,6 +20,8 @@ from marketing.models import (
     Event,
     Segment,
 )
+from marketing.privacy import customer_data_export, customer_erase
+from marketing.segment_rules import segment_count_public
 from marketing.services import customer_attributes_clean, customers_upsert_bulk
 
 
@@ -60,6 +65,43 @@ class CustomerAdmin(BigTableAdmin):
     list_display = ["external_id", "marketing_consent", "created_at", "erased_at"]
     list_filter = ["marketing_consent"]
     search_fields = ["external_id"]
+    actions = ["export_personal_data", "erase_personal_data"]
+
+    def has_export_personal_data_permission(self, request):
+        return request.user.has_perm("marketing.export_personal_data")
+
+    def has_erase_personal_data_permission(self, request):
+        return request.user.has_perm("marketing.erase_personal_data")
+
+    @admin.action(description="Export personal data (JSON, one customer)",
+                  permissions=["export_personal_data"])
+    def export_personal_data(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one customer to export.")
+            return None
+        customer = queryset.get()
+        data = customer_data_export(customer=customer, request=request)
+        response = JsonResponse(data, json_dumps_params={"indent": 2})
+        response["Content-Disposition"] = (
+            f'attachment; filename="customer-{customer.pk}-personal-data.json"')
+        return response
+
+    @admin.action(description="Erase personal data (irreversible)",
+                  permissions=["erase_personal_data"])
+    def erase_personal_data(self, request, queryset):
+        """A confirmation page first; the erasure itself is marketing.privacy.customer_erase."""
+        if request.POST.get("confirm") != "yes":
+            return TemplateResponse(request, "admin/marketing/customer/erase_confirmation.html", {
+                **self.admin_site.each_context(request), "opts": self.model._meta,
+                "customers": queryset, "title": "Erase personal data?",
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME})
+        erased = 0
+        for customer in queryset:
+            customer_erase(customer=customer, request=request,
+                           requested_by=f"user:{request.user.get_username()}")
+            erased += 1
+        messages.success(request, f"Erased the personal data of {erased} customer(s).")
+        return None
 
     def get_readonly_fields(self, request, obj=None):
         fixed = ["created_at", "updated_at", "erased_at"]
@@ -75,7 +117,8 @@ class CustomerAdmin(BigTableAdmin):
     def save_model(self, request, obj, form, change):
         result = customers_upsert_bulk([{
             "external_id": obj.external_id, "attributes": form.cleaned_data["attributes"],
-            "marketing_consent": form.cleaned_data["marketing_consent"]}])
+            "marketing_consent": form.cleaned_data["marketing_consent"]}],
+            source=f"user:{request.user.get_username()}")
         if result.rejected:
             # Only a concurrent change gets here: the form ran the same checks.
             raise ValidationError(result.rejected[0]["errors"])
@@ -119,8 +162,13 @@ class EventAdmin(BigTableAdmin):
 
 @admin.register(Segment)
 class SegmentAdmin(TaskActionsMixin, admin.ModelAdmin):
-    list_display = ["key", "name", "member_count", "counted_at"]
-    readonly_fields = ["member_count", "counted_at"]
+    list_display = ["key", "name", "members", "counted_at"]
+    readonly_fields = ["members", "counted_at"]
+
+    @admin.display(description="member count")
+    def members(self, segment):
+        count, note = segment_count_public(segment)
+        return f"{count} ({note})" if count is not None and note else (note or count)
     actions = ["count_members"]
 
     @admin.action(description="Count members (background task)", permissions=["run_tasks"])

@@ -42,9 +42,15 @@ class CustomerAttribute(models.Model):
 
 
 class Customer(models.Model):
+    # The CRM's id as the CRM sends it (the API answers with it); erasure
+    # replaces it with "erased:<pseudonym>" (marketing.privacy), and lookups
+    # by the CRM's id find the erased row through the same pseudonym.
     external_id = models.CharField(max_length=128, unique=True, help_text="The CRM's customer id.")
     attributes = models.JSONField(default=dict, blank=True)
     marketing_consent = models.BooleanField(default=False)
+    # When the stored consent was decided: a consent change older than this
+    # is not applied (marketing.consent), so no late sync undoes a withdrawal.
+    consent_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Set when the customer's personal data was erased; the row stays so that
@@ -53,9 +59,37 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["id"]
+        permissions = [
+            # Personal data leaving the platform, and its irreversible removal.
+            ("export_personal_data", "Can export a customer's personal data"),
+            ("erase_personal_data", "Can erase a customer's personal data"),
+        ]
 
     def __str__(self) -> str:
-        return self.external_id
+        # Not the CRM id: Django's admin log stores this text, and it outlives erasure.
+        return f"customer {self.pk}"
+
+
+class ConsentChange(models.Model):
+    """One change of a customer's marketing consent: what, when, from where (marketing.consent).
+
+    ``decided_at`` is when the consent was given or withdrawn (the sender's
+    ``marketing_consent_at``, else when the platform received it);
+    ``source`` is who sent it ("api-key:crm", "user:anna", "erasure").
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE,
+                                 related_name="consent_changes")
+    consent = models.BooleanField()
+    decided_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    source = models.CharField(max_length=160, blank=True)
+
+    class Meta:
+        ordering = ["customer", "decided_at", "id"]
+
+    def __str__(self) -> str:
+        return f"consent {self.consent} for {self.customer_id} at {self.decided_at:%Y-%m-%d %H:%M}"
 
 
 class CustomerAttributeVersion(models.Model):
@@ -137,6 +171,8 @@ class Event(models.Model):
     source = models.CharField(max_length=64, default="api")
     # Set by the sender so that a retried delivery is not counted twice. NULL
     # (not "") for "no key", so keyless events never collide in the constraint.
+    # Stored as its keyed pseudonym (core.pseudonyms): senders build keys from
+    # customer ids, which may be e-mail addresses.
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     received_at = models.DateTimeField(auto_now_add=True)
 

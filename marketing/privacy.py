@@ -3,37 +3,56 @@
 Erasure wipes what identifies or describes the person and keeps what the
 experiments counted, so that no published result changes after the fact:
 
+- the CRM id becomes ``erased:<keyed pseudonym>`` (marketing.crm_ids): the
+  database no longer holds it, and the CRM can still name the customer
+  (a later sync finds the erased row instead of creating the person again);
 - attributes declared ``is_personal`` are removed; the others (used by
   segments and per-segment analyses) stay;
 - every event keeps its kind, time and value (outcomes, aggregates) and
-  loses its free-form ``properties``;
+  loses its free-form ``properties``; idempotency keys are stored keyed-
+  hashed from the start (core.pseudonyms), so none needs rewriting;
 - the attribute history (CustomerAttributeVersion) loses the personal
   attributes in every version, past ones included; versions that then no
   longer differ merge, so not even the time a personal value changed stays;
-- the customer row, its CRM id and its assignments and exposures stay, so
-  counts per arm do not move; ``erased_at`` is set and an ErasureRecord
-  notes what was wiped (keys and counts, never values).
+- marketing consent becomes false for good (recorded in ConsentChange);
+- Django's admin log names the customer by row id only: its entries about
+  the customer get that text too, in case older ones held the CRM id;
+- the customer row and its assignments and exposures stay, now linked to
+  nobody, so counts per arm and every analysis stay identical;
+  ``erased_at`` is set and an ErasureRecord notes what was wiped (keys and
+  counts, never values).
 
-Afterwards events for the customer are stored without properties and
-personal attributes are refused (see marketing.services).
+Afterwards the customer is never assigned, scored or listed again; events
+for them are stored without properties; personal attributes and consent
+are refused (see marketing.services).
 
-Apps above marketing (experiments, modelling) hold data about customers too;
-each registers a section for the export in its AppConfig.ready with
-``personal_data_section_register``, so this module never imports them.
+Apps above marketing (experiments, modelling) hold data about customers
+too; each registers a section for the export with
+``personal_data_section_register`` and what erasure must delete (scores,
+targeting entries) with ``personal_data_eraser_register``, in its
+AppConfig.ready, so this module never imports them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
-from marketing.attribute_history import customer_versions_scrub
+from core.audit import audit_record
+from core.pseudonyms import customer_pseudonym
+from marketing.attribute_history import customer_versions_copy, customer_versions_scrub
+from marketing.consent import consent_changes_apply, customer_consent_history, customers_lock
+from marketing.crm_ids import ERASED_PREFIX, erased_external_id
 from marketing.models import Customer, CustomerAttribute, ErasureRecord, Event
 
 # Export sections of other apps: name -> function(customer) -> JSON-ready list.
 _SECTIONS: dict[str, Callable[[Customer], list[dict]]] = {}
+# Erasure steps of other apps: name -> function(customer) -> rows deleted.
+_ERASERS: dict[str, Callable[[Customer], int]] = {}
 
 
 def personal_data_section_register(name: str, export: Callable[[Customer], list[dict]]) -> None:
@@ -41,33 +60,70 @@ def personal_data_section_register(name: str, export: Callable[[Customer], list[
     _SECTIONS[name] = export
 
 
+def personal_data_eraser_register(name: str, erase: Callable[[Customer], int]) -> None:
+    """Run ``erase(customer)`` inside every erasure (idempotent per name)."""
+    _ERASERS[name] = erase
+
+
+def customer_label(customer: Customer) -> str:
+    """How audit entries and logs name a customer: never by the CRM id."""
+    external_id = customer.external_id
+    if external_id.startswith(ERASED_PREFIX):
+        return f"customer pseudonym {external_id.removeprefix(ERASED_PREFIX)}"
+    return f"customer pseudonym {customer_pseudonym(external_id)}"
+
+
 @transaction.atomic
-def customer_erase(*, customer: Customer, requested_by: str = "") -> ErasureRecord:
-    """Erase the customer's personal data; safe to repeat (each run is recorded)."""
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+def customer_erase(*, customer: Customer, requested_by: str = "", request=None, user=None,
+                   system: str = "") -> ErasureRecord:
+    """Erase the customer's personal data; safe to repeat (each run is recorded).
+
+    The audit log gets one entry naming the customer by pseudonym, its
+    actor from ``request`` (API key or admin user), ``user`` or ``system``.
+    """
+    now = timezone.now()
+    locked = customers_lock([customer.pk])
+    customer = Customer.objects.get(pk=customer.pk)
     personal = set(
         CustomerAttribute.objects.filter(is_personal=True).values_list("key", flat=True))
-    now = timezone.now()
     # The current version holds what the row holds: scrubbed in place, no new version.
     in_history = customer_versions_scrub(customer.pk, personal)
     removed = sorted((personal & customer.attributes.keys()) | in_history)
     customer.attributes = {k: v for k, v in customer.attributes.items() if k not in personal}
+    customer.external_id = erased_external_id(customer.external_id)
     customer.erased_at = customer.erased_at or now
-    customer.save(update_fields=["attributes", "erased_at", "updated_at"])
+    customer.save(update_fields=["external_id", "attributes", "erased_at", "updated_at"])
+    # Consent withdrawn as the newest decision there is; the history gets a
+    # version from now, so readers as of earlier cutoffs still see what was.
+    if consent_changes_apply([(customer.pk, False, max(now, locked[customer.pk][1] or now))],
+                             locked, source="erasure", now=now):
+        customer_versions_copy(created=[], changed=[customer.pk], at=now)
     scrubbed = Event.objects.filter(customer=customer).exclude(properties={}).update(properties={})
+    LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Customer),
+                            object_id=str(customer.pk)).update(object_repr=str(customer))
+    derived = sum(erase(customer) for erase in _ERASERS.values())
+    audit_record("erase", customer_label(customer), request=request, user=user,
+                 system=system or "erasure",
+                 detail={"attributes_removed": removed, "events_scrubbed": scrubbed,
+                         "derived_rows_deleted": derived})
     return ErasureRecord.objects.create(
         customer=customer, erased_at=now, requested_by=requested_by[:128],
         attributes_removed=removed, events_scrubbed=scrubbed,
     )
 
 
-def customer_data_export(*, customer: Customer) -> dict:
-    """Everything stored about the customer, as JSON-ready data."""
+def customer_data_export(*, customer: Customer, request=None, user=None,
+                         system: str = "") -> dict:
+    """Everything stored about the customer, as JSON-ready data; audit-logged by pseudonym."""
+    audit_record("export", customer_label(customer), request=request, user=user,
+                 system=system or "export")
     return {
         "customer": {
             "external_id": customer.external_id,
             "attributes": customer.attributes,
             "marketing_consent": customer.marketing_consent,
+            "consent_changed_at": (customer.consent_changed_at.isoformat()
+                                   if customer.consent_changed_at else None),
             "created_at": customer.created_at.isoformat(),
             "updated_at": customer.updated_at.isoformat(),
             "erased_at": customer.erased_at.isoformat() if customer.erased_at else None,
@@ -80,6 +136,7 @@ def customer_data_export(*, customer: Customer) -> dict:
             .order_by("valid_from", "id")
             .values_list("attributes", "marketing_consent", "valid_from", "valid_to")
         ],
+        "consent_history": customer_consent_history(customer),
         "events": [
             {"kind": kind, "occurred_at": occurred_at.isoformat(), "value": value,
              "properties": properties, "source": source, "idempotency_key": key,

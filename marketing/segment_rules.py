@@ -31,6 +31,7 @@ from django.db.models import BooleanField, JSONField, OuterRef, Q, QuerySet, Sub
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from core.small_cells import small_count_public
 from marketing.attribute_history import attributes_current_at, version_valid_q
 from marketing.behaviour import (
     behaviour_metric_column,
@@ -251,3 +252,9 @@ def segment_rule_condition(rule: dict, *, as_of: datetime | None = None,
     except FullResultSet:  # a rule that holds for everyone
         return "1 = 1", []
     return (sql or "1 = 1"), list(params)
+
+
+def segment_count_public(segment) -> tuple[int | None, str]:
+    """The segment's cached member count as the admin and the API show it (core.small_cells)."""
+    seed = f"segment {segment.pk} at {segment.counted_at.isoformat()}" if segment.counted_at else ""
+    return small_count_public(segment.member_count, seed=seed)

@@ -15,11 +15,18 @@ from django.utils import timezone
 
 from core.db.bulk import rows_insert
 from core.db.lookups import values_matching
+from core.pseudonyms import idempotency_key_pseudonym
 from marketing.attribute_history import (
     customer_versions_copy,
     customer_versions_open,
     customer_versions_record,
 )
+from marketing.consent import (
+    consent_changes_apply,
+    consent_history_start,
+    customers_lock,
+)
+from marketing.crm_ids import crm_ids_lookup
 from marketing.models import Campaign, Customer, CustomerAttribute, Event, Segment
 from marketing.segment_rules import segment_rule_validate
 
@@ -152,11 +159,10 @@ def _text_ok(value: object, max_length: int) -> bool:
 
 def _customers_by_external_id(external_ids: Iterable[object]) -> dict[str, tuple[int, bool]]:
     """{external id: (customer id, erased)} for the ids that exist."""
-    wanted = list({e for e in external_ids if isinstance(e, str) and "\x00" not in e})
     return {
         external_id: (pk, erased_at is not None)
-        for external_id, pk, erased_at in values_matching(
-            Customer.objects.values_list("external_id", "id", "erased_at"), "external_id", wanted)
+        for external_id, (pk, erased_at) in crm_ids_lookup(
+            Customer.objects.values_list("external_id", "id", "erased_at"), external_ids).items()
     }
 
 
@@ -166,8 +172,9 @@ def events_validate(rows: Sequence[object], *, source: str) -> tuple[list[tuple]
     Each row: ``customer`` (external id), ``kind``, ``occurred_at`` (aware
     datetime or ISO 8601 string with an offset), optional ``value`` (finite
     number), ``properties`` (object), ``idempotency_key`` (string, unique per
-    source). A rejected row is ``{"index": i, "errors": {field: message}}``.
-    Events of an erased customer keep no properties.
+    source; stored as its keyed pseudonym, core.pseudonyms). A rejected row is
+    ``{"index": i, "errors": {field: message}}``. Events of an erased customer
+    keep no properties.
     """
     if not _text_ok(source, _SOURCE_MAX):
         raise ValidationError({"source": f"must be a non-empty string of at most {_SOURCE_MAX} "
@@ -217,6 +224,8 @@ def events_validate(rows: Sequence[object], *, source: str) -> tuple[list[tuple]
         elif not rejected:  # once a row failed nothing is written: stop building
             if customer[1]:
                 properties = {}
+            if key is not None:
+                key = idempotency_key_pseudonym(key)
             ready.append((customer[0], kind, occurred_at, value, properties, source, key,
                           received_at))
     return ([] if rejected else ready), rejected
@@ -343,7 +352,8 @@ def campaign_update(*, campaign: Campaign, **changes) -> Campaign:
 
 # --- Customers in bulk -----------------------------------------------------
 
-CUSTOMER_FIELDS = frozenset({"external_id", "attributes", "marketing_consent"})
+CUSTOMER_FIELDS = frozenset({"external_id", "attributes", "marketing_consent",
+                             "marketing_consent_at"})
 _EXTERNAL_ID_MAX = Customer._meta.get_field("external_id").max_length
 
 
@@ -355,12 +365,15 @@ class CustomerBulkResult:
     rejected: list[dict] = field(default_factory=list)
 
 
-def customers_upsert_bulk(rows: Sequence[object]) -> CustomerBulkResult:
+def customers_upsert_bulk(rows: Sequence[object], *, source: str = "") -> CustomerBulkResult:
     """Create or update many customers by CRM id, all or nothing.
 
     Each row: ``external_id``, optional ``attributes`` (merged into the
     stored ones, validated by customer_attributes_clean) and
-    ``marketing_consent``. If any row is invalid nothing is written and every
+    ``marketing_consent`` with, optionally, ``marketing_consent_at`` (when
+    the customer decided; consent is applied in that order, see
+    marketing.consent, whose history names ``source``). If any row is
+    invalid nothing is written and every
     rejected row is reported with its index. An erased customer accepts no
     personal attribute again. Costs a few queries per 5,000 rows: new
     customers go in with one COPY (core.db.bulk), changed ones with one
@@ -376,43 +389,63 @@ def customers_upsert_bulk(rows: Sequence[object]) -> CustomerBulkResult:
         stored = _customers_stored(
             row.get("external_id") for row in rows if isinstance(row, Mapping))
         result = CustomerBulkResult()
-        inserts, updates = _customer_rows_check(rows, stored, definitions, personal, result)
+        erased_when_read = {pk for pk, _, _, erased in stored.values() if erased}
+        now = timezone.now()
+        inserts, updates, consents = _customer_rows_check(rows, stored, definitions, personal,
+                                                          result, now)
         if result.rejected:
             return result
-        now = timezone.now()
         try:
             with transaction.atomic():
                 rows_insert(Customer, ["external_id", "attributes", "marketing_consent",
-                                       "created_at", "updated_at"],
-                            [(e, a, c, now, now) for e, a, c in inserts])
+                                       "consent_changed_at", "created_at", "updated_at"],
+                            [(e, a, c, at, now, now) for e, a, c, at in inserts])
+                locked = customers_lock([pk for pk, _ in updates] + [w[0] for w in consents])
+                if any(locked[pk][2] and pk not in erased_when_read for pk in locked):
+                    # Erased since the read: the merged attributes may hold personal
+                    # data erasure removed. Read again (the erased row refuses it).
+                    raise _ErasedMeanwhile
                 _customers_update(updates, now)
-                customer_versions_copy(created=[e for e, _, _ in inserts],
-                                       changed=[pk for pk, _, _ in updates], at=now)
-        except IntegrityError:
+                consent_changed = consent_changes_apply(consents, locked, source=source, now=now)
+                consent_history_start([e for e, _, _, at in inserts if at is not None],
+                                      source=source, now=now)
+                customer_versions_copy(
+                    created=[e for e, _, _, _ in inserts],
+                    changed=sorted({pk for pk, _ in updates} | set(consent_changed)), at=now)
+        except (IntegrityError, _ErasedMeanwhile):
             # Another request created one of these customers meanwhile:
             # read again, and the row becomes an update.
             if attempt == _WRITE_ATTEMPTS - 1:
                 raise
             continue
-        result.created, result.updated = len(inserts), len(updates)
+        result.created = len(inserts)
+        result.updated = len({pk for pk, _ in updates} | set(consent_changed))
+        result.unchanged += len({w[0] for w in consents} - {pk for pk, _ in updates}
+                                - set(consent_changed))
         return result
     raise AssertionError("unreachable")
 
 
+class _ErasedMeanwhile(Exception):
+    """A customer of the batch was erased between its read and its write."""
+
+
 def _customers_stored(external_ids: Iterable[object]) -> dict[str, tuple[int, dict, bool, bool]]:
-    """{external id: (id, attributes, consent, erased)} for the ids that exist."""
-    wanted = list({e for e in external_ids if isinstance(e, str) and "\x00" not in e})
+    """{external id: (id, attributes, consent, erased)} for the ids that exist (erased ones too)."""
     columns = ("external_id", "id", "attributes", "marketing_consent", "erased_at")
     return {
         external_id: (pk, attributes, consent, erased_at is not None)
-        for external_id, pk, attributes, consent, erased_at in values_matching(
-            Customer.objects.values_list(*columns), "external_id", wanted)
+        for external_id, (pk, attributes, consent, erased_at) in crm_ids_lookup(
+            Customer.objects.values_list(*columns), external_ids).items()
     }
 
 
-def _customer_rows_check(rows, stored, definitions, personal, result):
+def _customer_rows_check(rows, stored, definitions, personal, result, now):
+    """Rows -> (inserts (external id, attributes, consent, consent time or None),
+    attribute updates (id, merged attributes), consent writes (id, consent, decided_at))."""
     inserts: list[tuple] = []
     updates: list[tuple] = []
+    consents: list[tuple] = []
     seen: set[str] = set()
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -432,6 +465,14 @@ def _customer_rows_check(rows, stored, definitions, personal, result):
         consent = row.get("marketing_consent")
         if consent is not None and not isinstance(consent, bool):
             errors["marketing_consent"] = "must be true or false"
+        decided_at = now
+        if row.get("marketing_consent_at") is not None:
+            decided_at = aware_datetime(row["marketing_consent_at"])
+            if decided_at is None:
+                errors["marketing_consent_at"] = ("must be a timezone-aware datetime "
+                                                  "(ISO 8601 with offset)")
+            elif consent is None:
+                errors["marketing_consent_at"] = "is only accepted with marketing_consent"
         attributes = row.get("attributes")
         try:
             clean = customer_attributes_clean(
@@ -443,23 +484,29 @@ def _customer_rows_check(rows, stored, definitions, personal, result):
         if current is not None and current[3] and personal & clean.keys():
             errors["attributes"] = ("the customer's personal data was erased; personal attributes "
                                     f"{sorted(personal & clean.keys())} are not accepted")
+        if current is not None and current[3] and consent:
+            errors["marketing_consent"] = "the customer's personal data was erased; consent is false"
         if errors:
             result.rejected.append({"index": index, "errors": errors})
             continue
         if current is None:
-            inserts.append((external_id, clean, bool(consent)))
+            inserts.append((external_id, clean, bool(consent),
+                            None if consent is None else decided_at))
             continue
-        pk, stored_attributes, stored_consent, _ = current
+        pk, stored_attributes, _, _ = current
         merged = {**stored_attributes, **clean}
-        new_consent = stored_consent if consent is None else consent
-        if merged == stored_attributes and new_consent == stored_consent:
+        # Consent is compared and written under the row lock (marketing.consent),
+        # never from this read: a withdrawal committed meanwhile must stand.
+        if consent is not None:
+            consents.append((pk, consent, decided_at))
+        if merged != stored_attributes:
+            updates.append((pk, merged))
+        elif consent is None:
             result.unchanged += 1
-        else:
-            updates.append((pk, merged, new_consent))
-    return inserts, updates
+    return inserts, updates, consents
 
 
-def _customers_update(updates: list[tuple[int, dict, bool]], now: datetime) -> None:
+def _customers_update(updates: list[tuple[int, dict]], now: datetime) -> None:
     if not updates:
         return
     table = connection.ops.quote_name(Customer._meta.db_table)
@@ -469,17 +516,14 @@ def _customers_update(updates: list[tuple[int, dict, bool]], now: datetime) -> N
             for start in range(0, len(updates), 5_000):
                 batch = updates[start:start + 5_000]
                 cursor.execute(
-                    f"UPDATE {table} AS c SET attributes = v.attributes::jsonb, "
-                    "marketing_consent = v.consent, updated_at = %s "
-                    "FROM unnest(%s::bigint[], %s::text[], %s::boolean[]) AS v(id, attributes, consent) "
+                    f"UPDATE {table} AS c SET attributes = v.attributes::jsonb, updated_at = %s "
+                    "FROM unnest(%s::bigint[], %s::text[]) AS v(id, attributes) "
                     "WHERE c.id = v.id",
-                    [now, [u[0] for u in batch], [json.dumps(u[1]) for u in batch],
-                     [u[2] for u in batch]],
+                    [now, [u[0] for u in batch], [json.dumps(u[1]) for u in batch]],
                 )
         else:
             updated_at = Customer._meta.get_field("updated_at").get_db_prep_save(now, connection)
             cursor.executemany(
-                f"UPDATE {table} SET attributes = %s, marketing_consent = %s, updated_at = %s "
-                "WHERE id = %s",
-                [(json.dumps(a), c, updated_at, pk) for pk, a, c in updates],
+                f"UPDATE {table} SET attributes = %s, updated_at = %s WHERE id = %s",
+                [(json.dumps(a), updated_at, pk) for pk, a in updates],
             )

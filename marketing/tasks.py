@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from core.models import TaskRun
-from core.task_delivery import run_task
+from core.task_delivery import run_task, task_run_execute
 from marketing.models import Segment
+from marketing.retention import events_retention_purge
 from marketing.segment_rules import segment_members
 
 
@@ -18,3 +21,17 @@ def segment_size(run: TaskRun) -> dict:
     count = segment_members(segment.rule, as_of=now).count()
     Segment.objects.filter(id=segment.id).update(member_count=count, counted_at=now)
     return {"segment_id": segment.id, "members": count}
+
+
+@shared_task(bind=True)
+def events_retention_purge_task(self) -> None:
+    """What beat sends daily: delete events past EVENT_RETENTION_DAYS (none when it is 0).
+
+    At most once: a purge cut short is finished by the next day's run.
+    """
+    if not settings.EVENT_RETENTION_DAYS:
+        return
+    run = TaskRun.objects.create(name="events_retention_purge", task=self.name, rerun=False,
+                                 params={})
+    task_run_execute(self, run.id, lambda _run: {"events_deleted": events_retention_purge()},
+                     retry=False)

@@ -9,10 +9,11 @@ class ModellingConfig(AppConfig):
         from core.task_runs import task_run_lost
         from experiments.results import model_insight_register
         from marketing.customer_panels import customer_panel_register
-        from marketing.privacy import personal_data_section_register
+        from marketing.privacy import personal_data_eraser_register, personal_data_section_register
         from modelling.admin_panels import customer_explanation_panel, customer_scores_panel
         from modelling.insights import experiment_model_insight
         from modelling.privacy import (
+            customer_model_rows_erase,
             customer_scores_export,
             customer_targeting_entries_export,
         )
@@ -20,6 +21,7 @@ class ModellingConfig(AppConfig):
 
         personal_data_section_register("scores", customer_scores_export)
         personal_data_section_register("targeting_entries", customer_targeting_entries_export)
+        personal_data_eraser_register("scores_and_targeting_entries", customer_model_rows_erase)
         customer_panel_register("scores", customer_scores_panel)
         customer_panel_register("model_explanation", customer_explanation_panel)
         model_insight_register(experiment_model_insight)

@@ -46,6 +46,7 @@ import pandas as pd
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from core.small_cells import privacy_min_cell
 from marketing.features import FeatureSpec, features_build, fixed_cutoff
 from marketing.models import Campaign, Customer, CustomerAttribute
 from modelling.economics import Economics, arm_profit, economics_build, predicted_arrays
@@ -176,8 +177,11 @@ def version_explanations_build(
     labels = feature_labels(FeatureSpec.from_json(version.feature_spec))
     labels.update({str(c): str(c) for c in X.columns if str(c) not in labels})
     frame, fill = _rules_frame(X)
+    # No rule about fewer customers than a small cell (core.small_cells), nor 2 % of them.
+    min_leaf_share = max(0.02, privacy_min_cell() / max(len(frame), 1))
     rules = policy_rules(frame, uplift, feature_names=[labels[str(c)] for c in frame.columns],
                          max_depth=RULES_DEPTH, cost_per_contact=econ.cost,
+                         min_leaf_share=min(min_leaf_share, 0.5),
                          value_per_conversion=econ.value, profit=predicted_profit,
                          arm_names=arm_names, unit=unit, random_state=random_state)
     model_action = best_action(predicted_profit)

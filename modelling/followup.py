@@ -289,13 +289,17 @@ def follow_up_plan(follow_up: TargetingFollowUp) -> QuerySet[Assignment]:
 
     ``offer`` is None for no contact. Read from the assignments, the list's
     entries (policy) and the drawn offers (random), by customer id.
+    Re-filtered at every read, like a targeting list: customers who withdrew
+    consent or were erased since are not in the plan the CRM sends from.
     """
     arms = dict(follow_up.experiment.arms.values_list("name", "id"))
     listed = TargetingEntry.objects.filter(targeting_list_id=follow_up.targeting_list_id,
                                            customer_id=OuterRef("customer_id")).values("arm")
     drawn = TargetingFollowUpOffer.objects.filter(follow_up=follow_up,
                                                   customer_id=OuterRef("customer_id"))
-    return (Assignment.objects.filter(experiment_id=follow_up.experiment_id)
+    return (Assignment.objects.filter(experiment_id=follow_up.experiment_id,
+                                      customer__marketing_consent=True,
+                                      customer__erased_at__isnull=True)
             .annotate(group=F("arm__name"), customer_external_id=F("customer__external_id"),
                       offer=Case(When(arm_id=arms[POLICY], then=Subquery(listed[:1])),
                                  When(arm_id=arms[RANDOM], then=Subquery(drawn.values("offer")[:1])),

@@ -31,3 +31,18 @@ def customer_targeting_entries_export(customer: Customer) -> list[dict]:
                      "targeting_list__created_at", "rank", "arm", "uplift",
                      "expected_profit")
     ]
+
+
+def customer_model_rows_erase(customer: Customer) -> int:
+    """Erasure: delete the predictions about the customer and their places on contact lists.
+
+    Scores and entries are derived rows: a rescore or a new list would not
+    write them again (erased customers are never scored or listed). A
+    list's stored totals (size, expected profit) keep counting the entry:
+    they describe the list as it was decided, and hold nothing personal.
+    Follow-up offers stay, like assignments: a follow-up's analysis reads
+    them, and they are linked to the erased row only.
+    """
+    scores, _ = CustomerScore.objects.filter(customer=customer).delete()
+    entries, _ = TargetingEntry.objects.filter(customer=customer).delete()
+    return scores + entries

@@ -243,11 +243,17 @@ def targeting_entries(target: TargetingList) -> QuerySet[TargetingEntry]:
     writing a list cost as much as choosing it). They are the numbers the
     list was chosen from unless the version has since rescored the customer;
     the chosen arm's uplift and the expected profit stay on the entry. None
-    where the score is gone (the customer was erased and rescoring dropped it).
+    where the score is gone.
+
+    Re-filtered at every read: a customer who withdrew consent or was erased
+    since the list was built is never served (the list's stored totals still
+    describe it as decided).
     """
     scores = CustomerScore.objects.filter(model_version_id=target.model_version_id,
                                           customer_id=OuterRef("customer_id"))
-    return (TargetingEntry.objects.filter(targeting_list=target)
+    return (TargetingEntry.objects.filter(targeting_list=target,
+                                          customer__marketing_consent=True,
+                                          customer__erased_at__isnull=True)
             .annotate(uplift_by_arm=Subquery(scores.values("uplift_by_arm")[:1])))
 
 

@@ -40,7 +40,7 @@ from django.db.models import Min
 from sklearn.model_selection import train_test_split
 
 from core.models import TaskRun
-from experiments.models import Arm, Experiment, Metric, TrueEffect
+from experiments.models import Arm, Assignment, Experiment, Metric, TrueEffect
 from experiments.outcomes import assignment_cutoffs, outcome_rows
 from experiments.stats.drift import psi_reference
 from experiments.stats.serialisation import to_jsonable
@@ -106,8 +106,28 @@ def training_data_build(experiment: Experiment, metric: Metric, spec: FeatureSpe
         raise ValueError("features and outcomes disagree on the assigned customers")
     X = pd.concat([c.frame for c in chunks], ignore_index=True)
     treatment = np.array([code[a] for a in outcomes.arm_ids.tolist()], dtype=np.int64)
-    return TrainingData(ids, X, treatment, outcomes.y, [a.name for a in arms],
+    data = TrainingData(ids, X, treatment, outcomes.y, [a.name for a in arms],
                         _true_effects(experiment, metric, arms, ids))
+    return _without_erased(experiment, data)
+
+
+def _without_erased(experiment: Experiment, data: TrainingData) -> TrainingData:
+    """Drop erased customers' rows: a model trained after an erasure learns nothing from them.
+
+    (Analyses keep them: their assignments and outcomes, linked to nobody,
+    keep every published count as it was.) A model trained before keeps no
+    per-customer row either: its artifact is weights and aggregate metrics.
+    """
+    erased = np.fromiter(Assignment.objects.filter(
+        experiment=experiment, customer__erased_at__isnull=False,
+    ).values_list("customer_id", flat=True), dtype=np.int64)
+    if not erased.size:
+        return data
+    keep = ~np.isin(data.customer_ids, erased)
+    return TrainingData(
+        data.customer_ids[keep], data.X[keep].reset_index(drop=True), data.treatment[keep],
+        data.y[keep], data.arm_names,
+        None if data.true_effect is None else data.true_effect[keep])
 
 
 def _true_effects(experiment: Experiment, metric: Metric, arms: list[Arm],

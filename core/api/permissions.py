@@ -8,6 +8,9 @@
   (``change`` unless the view says otherwise, e.g. ``delete`` for erasure).
   Give roles to people with groups in the admin ("CRM analysts": view only,
   "Campaign managers": view and change on campaigns and experiments, ...).
+- Personal data (a customer's export and erasure): the view names its
+  permission in ``personal_data_permission``; a key needs privacy scope,
+  whatever the method (an export is a GET), and a user that permission.
 """
 
 from __future__ import annotations
@@ -21,8 +24,17 @@ class ApiAccess(BasePermission):
     message = "Your credentials do not allow this request."
 
     def has_permission(self, request, view) -> bool:
+        personal = getattr(view, "personal_data_permission", None)
         if isinstance(request.auth, ApiKey):
-            if request.method in SAFE_METHODS or request.auth.scope == ApiKey.Scope.WRITE:
+            scope = request.auth.scope
+            if personal:
+                if scope == ApiKey.Scope.PRIVACY:
+                    return True
+                self.message = (f"This API key has {scope} scope; personal data requests need "
+                                "privacy scope.")
+                return False
+            if request.method in SAFE_METHODS or scope in (ApiKey.Scope.WRITE,
+                                                           ApiKey.Scope.PRIVACY):
                 return True
             self.message = "This API key has read scope; the request needs write scope."
             return False
@@ -35,9 +47,12 @@ class ApiAccess(BasePermission):
         model = getattr(view, "permission_model", None)
         if model is None:
             return user.is_superuser
-        action = "view" if request.method in SAFE_METHODS else getattr(
-            view, "write_permission", "change")
-        perm = f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+        if personal:
+            perm = f"{model._meta.app_label}.{personal}"
+        else:
+            action = "view" if request.method in SAFE_METHODS else getattr(
+                view, "write_permission", "change")
+            perm = f"{model._meta.app_label}.{action}_{model._meta.model_name}"
         if user.has_perm(perm):
             return True
         self.message = f"Your account lacks the permission {perm}."

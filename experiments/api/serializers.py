@@ -16,6 +16,7 @@ from experiments.models import (
     Metric,
     finite_validator,
 )
+from experiments.results import analysis_payload_public
 from marketing.models import Event
 
 
@@ -178,6 +179,8 @@ class ExposureBulkInSerializer(serializers.Serializer):
 class ExposureSerializer(serializers.ModelSerializer):
     customer = serializers.CharField(source="assignment.customer.external_id")
     arm = serializers.CharField(source="assignment.arm.name")
+    idempotency_key = serializers.CharField(
+        help_text="The key as stored: its keyed pseudonym (HMAC-SHA256), never the key sent.")
 
     class Meta:
         model = Exposure
@@ -264,12 +267,20 @@ class AnalysisPayloadSerializer(serializers.Serializer):
     decision = _DecisionSerializer()
     segments = serializers.ListField(child=serializers.DictField(), help_text=(
         "The same per-metric results within each breakdown segment or attribute value, "
-        "with its own srm."))
+        "with its own srm; `suppressed` true (with `suppressed_reason`, figures left out) "
+        "where a cell holds fewer than PRIVACY_MIN_CELL customers."))
 
 
 @extend_schema_field(AnalysisPayloadSerializer)
 class AnalysisPayloadField(serializers.JSONField):
-    """The stored payload, returned unchanged (documented by AnalysisPayloadSerializer)."""
+    """The stored payload (documented by AnalysisPayloadSerializer), small cells suppressed.
+
+    Breakdowns over fewer than PRIVACY_MIN_CELL customers keep only their
+    label, ``suppressed`` and ``suppressed_reason`` (experiments.results).
+    """
+
+    def to_representation(self, value):
+        return super().to_representation(analysis_payload_public(value))
 
 
 class AnalysisResultSummarySerializer(serializers.ModelSerializer):

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from core.api.serializers import BulkRowsField
 from marketing.models import Campaign, Customer, CustomerAttribute, ErasureRecord, Event, Segment
+from marketing.segment_rules import segment_count_public
 from marketing.services import campaign_harm_clean
 
 
@@ -28,6 +29,10 @@ class CustomerInSerializer(serializers.Serializer):
         required=False, help_text="Values of declared attributes (GET /customer-attributes/); "
         "merged into the stored ones. null leaves a value as it is.")
     marketing_consent = serializers.BooleanField(required=False, allow_null=True, default=None)
+    marketing_consent_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None,
+        help_text="When the customer gave or withdrew consent (ISO 8601 with offset); default: "
+                  "when the request arrives. A consent older than the stored one is not applied.")
 
 
 class CustomerSerializer(serializers.ModelSerializer):
@@ -75,6 +80,7 @@ class _ExportCustomer(serializers.Serializer):
     external_id = serializers.CharField()
     attributes = serializers.DictField()
     marketing_consent = serializers.BooleanField()
+    consent_changed_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     erased_at = serializers.DateTimeField(allow_null=True)
@@ -137,11 +143,19 @@ class _ExportAttributeVersion(serializers.Serializer):
     valid_to = serializers.DateTimeField(allow_null=True)
 
 
+class _ExportConsentChange(serializers.Serializer):
+    consent = serializers.BooleanField()
+    decided_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+    source = serializers.CharField(help_text="Who sent it: api-key:<name>, user:<name>, erasure")
+
+
 class CustomerExportSerializer(serializers.Serializer):
     """Documents marketing.privacy.customer_data_export's result (already JSON-ready)."""
 
     customer = _ExportCustomer()
     attribute_history = _ExportAttributeVersion(many=True)
+    consent_history = _ExportConsentChange(many=True)
     events = _ExportEvent(many=True)
     assignments = _ExportAssignment(many=True)
     exposures = _ExportExposure(many=True)
@@ -176,6 +190,9 @@ class EventBulkResultSerializer(serializers.Serializer):
 
 class EventSerializer(serializers.ModelSerializer):
     customer = serializers.CharField(source="customer.external_id")
+    idempotency_key = serializers.CharField(
+        allow_null=True,
+        help_text="The key as stored: its keyed pseudonym (HMAC-SHA256), never the key sent.")
 
     class Meta:
         model = Event
@@ -214,10 +231,22 @@ class SegmentInSerializer(serializers.Serializer):
 
 
 class SegmentSerializer(serializers.ModelSerializer):
+    member_count = serializers.SerializerMethodField(
+        help_text="Members at counted_at; null when not counted or when fewer than "
+                  "PRIVACY_MIN_CELL; with PRIVACY_DP_EPSILON set, a differentially private "
+                  "count (member_count_note says which, with epsilon).")
+    member_count_note = serializers.SerializerMethodField()
+
     class Meta:
         model = Segment
-        fields = ["key", "name", "description", "rule", "member_count", "counted_at",
-                  "created_at"]
+        fields = ["key", "name", "description", "rule", "member_count", "member_count_note",
+                  "counted_at", "created_at"]
+
+    def get_member_count(self, segment) -> int | None:
+        return segment_count_public(segment)[0]
+
+    def get_member_count_note(self, segment) -> str:
+        return segment_count_public(segment)[1]
 
 
 class CampaignInSerializer(serializers.Serializer):

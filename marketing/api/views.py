@@ -5,6 +5,7 @@ Each view: check the shape with a serializer, call a service, serialise.
 
 from __future__ import annotations
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
@@ -18,6 +19,7 @@ from core.api.serializers import TaskRunSerializer
 from core.api.views import TASK_QUEUED_EXAMPLE, ListView, requester
 from jobs.requests import segment_size_request
 from marketing.api import serializers as s
+from marketing.crm_ids import customer_by_crm_id
 from marketing.models import Campaign, Customer, CustomerAttribute, Event, Segment
 from marketing.privacy import customer_data_export, customer_erase
 from marketing.services import campaign_create, customers_upsert_bulk, events_record, segment_create
@@ -119,7 +121,11 @@ class CustomerBulkView(GenericAPIView):
 
 
 def customer_or_404(external_id: str) -> Customer:
-    return get_object_or_404(Customer, external_id=external_id)
+    """The customer the CRM calls ``external_id``, erased ones included (marketing.crm_ids)."""
+    customer = customer_by_crm_id(external_id)
+    if customer is None:
+        raise Http404("No customer with this external_id.")
+    return customer
 
 
 class CustomerDetailView(GenericAPIView):
@@ -137,33 +143,39 @@ class CustomerDetailView(GenericAPIView):
 
 class CustomerEraseView(GenericAPIView):
     permission_model = Customer
-    write_permission = "delete"
+    personal_data_permission = "erase_personal_data"
     serializer_class = s.ErasureSerializer
 
     @extend_schema(
         tags=["privacy"], summary="Erase a customer's personal data",
-        description="Removes personal attributes and event properties, keeps the row, "
-                    "assignments and event values so experiment counts do not change, and "
-                    "records the erasure. Repeating it is safe.",
+        description="Needs an API key with privacy scope (or the erase_personal_data "
+                    "permission). Replaces the CRM id with a pseudonym, removes personal "
+                    "attributes, event properties, scores and targeting entries, sets consent "
+                    "to false for good, keeps the row, assignments and event values so "
+                    "experiment counts do not change, and records the erasure (audit log). "
+                    "Repeating it is safe; the CRM id still finds the erased customer.",
         parameters=[EXTERNAL_ID], request=None,
         responses={200: s.ErasureSerializer, **error_responses(404)},
         examples=[OpenApiExample("Erasure", response_only=True, value={
-            "customer": "crm-1001", "erased_at": "2026-06-03T09:00:00Z",
-            "requested_by": "api-key:crm-prod", "attributes_removed": ["email"],
+            "customer": "erased:3f9a0c5e1b7d42a8c6e0f1d2b3a49587", "erased_at": "2026-06-03T09:00:00Z",
+            "requested_by": "api-key:crm-privacy", "attributes_removed": ["email"],
             "events_scrubbed": 12})],
     )
     def post(self, request, external_id: str):
-        record = customer_erase(customer=customer_or_404(external_id),
+        record = customer_erase(customer=customer_or_404(external_id), request=request,
                                 requested_by=requester(request))
         return Response(self.get_serializer(record).data)
 
 
 class CustomerExportView(GenericAPIView):
     permission_model = Customer
+    personal_data_permission = "export_personal_data"
     serializer_class = s.CustomerExportSerializer
 
     @extend_schema(
         tags=["privacy"], summary="Everything stored about a customer",
+        description="Needs an API key with privacy scope (or the export_personal_data "
+                    "permission); every export is audit-logged under the customer's pseudonym.",
         parameters=[EXTERNAL_ID],
         responses={200: s.CustomerExportSerializer, **error_responses(404)},
         examples=[OpenApiExample("Export", response_only=True, value={
@@ -186,7 +198,8 @@ class CustomerExportView(GenericAPIView):
                                    "expected_profit": 1.74}]})],
     )
     def get(self, request, external_id: str):
-        return Response(customer_data_export(customer=customer_or_404(external_id)))
+        return Response(customer_data_export(customer=customer_or_404(external_id),
+                                             request=request))
 
 
 # --- Events ----------------------------------------------------------------

@@ -42,6 +42,13 @@ def reader(db) -> APIClient:
     return client_with_key(ApiKey.Scope.READ)
 
 
+@pytest.fixture
+def privacy(db) -> APIClient:
+    """A client holding a privacy-scope key: may export and erase personal data."""
+    attributes_declare()
+    return client_with_key(ApiKey.Scope.PRIVACY)
+
+
 def rows_of(response) -> dict[int, dict]:
     """{index: errors} of a rows_rejected response."""
     body = response.json()["error"]

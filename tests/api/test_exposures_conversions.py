@@ -2,6 +2,7 @@
 
 import pytest
 
+from core.pseudonyms import idempotency_key_pseudonym
 from experiments.assignment import assign_customer
 from experiments.models import Experiment, Exposure
 from experiments.services import experiment_transition
@@ -31,7 +32,7 @@ def test_it_records_exposures_idempotently_and_lists_them(api, assigned):
         "created": 0, "duplicates": 1}
     listed = api.get(path).json()["results"]
     assert [(e["customer"], e["idempotency_key"]) for e in listed] == [
-        (customer.external_id, "send-1")]
+        (customer.external_id, idempotency_key_pseudonym("send-1"))]
     assert api.get(path, {"exposed_after": "2026-06-01T12:00:00Z"}).json()["results"] == []
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from core.pseudonyms import idempotency_key_pseudonym
 from experiments.assignment import assign_customer
 from experiments.models import Experiment
 from experiments.outcomes import outcome_sums
@@ -59,20 +60,23 @@ def test_the_export_holds_everything_stored(erasable):
     assert [(e["kind"], e["properties"]) for e in export["events"]] == [
         ("purchase", {"address": "1 Main St"}), ("visit", {})]
     assert [a["experiment"] for a in export["assignments"]] == [experiment.key]
-    assert [e["idempotency_key"] for e in export["exposures"]] == ["s1"]
+    # Stored, and so exported, as the keyed pseudonym (core.pseudonyms).
+    assert [e["idempotency_key"] for e in export["exposures"]] == [
+        idempotency_key_pseudonym("s1")]
     assert export["erasures"] == []
 
 
-def test_the_endpoints_erase_and_export(api, erasable):
+def test_the_endpoints_erase_and_export(privacy, erasable):
     _, customer = erasable
     path = f"/api/v1/customers/{customer.external_id}"
-    response = api.post(f"{path}/erase/")
+    response = privacy.post(f"{path}/erase/")
     assert response.status_code == 200
-    assert response.json()["requested_by"] == "api-key:crm-write"
-    export = api.get(f"{path}/export/").json()
+    assert response.json()["requested_by"] == "api-key:crm-privacy"
+    # The CRM's id still finds the erased customer (hashed on the way in).
+    export = privacy.get(f"{path}/export/").json()
     assert "email" not in export["customer"]["attributes"]
     assert export["erasures"][0]["attributes_removed"] == ["email"]
-    assert api.post("/api/v1/customers/nobody/erase/").status_code == 404
+    assert privacy.post("/api/v1/customers/nobody/erase/").status_code == 404
 
 
 def test_an_erased_customer_accepts_no_personal_attribute_again(api, erasable):
@@ -86,15 +90,18 @@ def test_an_erased_customer_accepts_no_personal_attribute_again(api, erasable):
     assert response.json()["updated"] == 1
 
 
-def test_a_read_key_may_export_but_not_erase(reader, erasable):
+def test_only_a_privacy_key_may_export_or_erase(reader, api, erasable):
     _, customer = erasable
-    assert reader.get(f"/api/v1/customers/{customer.external_id}/export/").status_code == 200
-    assert reader.post(f"/api/v1/customers/{customer.external_id}/erase/").status_code == 403
+    for client in (reader, api):
+        response = client.get(f"/api/v1/customers/{customer.external_id}/export/")
+        assert response.status_code == 403
+        assert "privacy scope" in response.json()["error"]["message"]
+        assert client.post(f"/api/v1/customers/{customer.external_id}/erase/").status_code == 403
     customer.refresh_from_db()
     assert customer.erased_at is None
 
 
-def test_the_export_holds_the_customers_scores_and_targeting_entries(api, erasable):
+def test_the_export_holds_the_customers_scores_and_targeting_entries(privacy, erasable):
     experiment, customer = erasable
     version = ModelVersion.objects.create(
         campaign=experiment.campaign, experiment=experiment, kind="uplift", estimator="tarnet",
@@ -105,7 +112,7 @@ def test_the_export_holds_the_customers_scores_and_targeting_entries(api, erasab
     target = TargetingList.objects.create(campaign=experiment.campaign, model_version=version)
     TargetingEntry.objects.create(targeting_list=target, customer=customer, rank=1, arm="email",
                                   uplift=0.125, expected_profit=4.5)
-    export = api.get(f"/api/v1/customers/{customer.external_id}/export/").json()
+    export = privacy.get(f"/api/v1/customers/{customer.external_id}/export/").json()
     assert export["scores"] == [
         {"model_version": version.id, "campaign": experiment.campaign.key, "kind": "uplift",
          "uplift": 0.125, "best_arm": "email", "uplift_by_arm": {"email": 0.125},

@@ -43,7 +43,7 @@ def test_a_duplicate_key_is_a_field_error(api):
 
 
 def test_counting_runs_as_a_task_whose_status_is_readable(
-        api, django_capture_on_commit_callbacks):
+        api, django_capture_on_commit_callbacks, settings):
     for age in (30, 45, 50):
         customer_make(age=age)
     api.post("/api/v1/segments/", {"key": "older", "name": "Older", "rule": RULE}, format="json")
@@ -54,6 +54,11 @@ def test_counting_runs_as_a_task_whose_status_is_readable(
     run_id = response.json()["id"]
     task = api.get(f"/api/v1/tasks/{run_id}/").json()
     assert (task["status"], task["result"]["members"]) == ("succeeded", 2)
+    # Two members: a small cell, so the count is not shown (core.small_cells).
+    segment = api.get("/api/v1/segments/older/").json()
+    assert (segment["member_count"], segment["member_count_note"]) == (
+        None, "fewer than 20 customers: suppressed to protect their privacy")
+    settings.PRIVACY_MIN_CELL = 2
     assert api.get("/api/v1/segments/older/").json()["member_count"] == 2
 
 

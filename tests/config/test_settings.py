@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def load_settings(**env):
     full = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_SECRET_KEY",
-                                                             "DATABASE_URL"}}
+                                                             "DATABASE_URL", "PRIVACY_ID_KEY"}}
     full.update(env)
     return subprocess.run(
         [sys.executable, "-c", "import config.settings as s; print(s.DATABASES['default']['ENGINE'])"],
@@ -39,8 +39,16 @@ def test_it_refuses_a_malformed_boolean():
     assert "DEBUG must be a boolean" in out.stderr
 
 
+def test_it_refuses_to_start_without_a_pseudonym_key_when_debug_is_off():
+    out = load_settings(DEBUG="false", DJANGO_SECRET_KEY="x" * 40)
+    assert out.returncode != 0
+    assert "PRIVACY_ID_KEY must be set" in out.stderr
+    out = load_settings(DEBUG="false", DJANGO_SECRET_KEY="x" * 40, PRIVACY_ID_KEY="short")
+    assert "PRIVACY_ID_KEY must be at least 32 characters" in out.stderr
+
+
 def test_it_starts_in_production_mode_with_a_proper_key_and_postgres_url():
-    out = load_settings(DEBUG="false", DJANGO_SECRET_KEY="x" * 40,
+    out = load_settings(DEBUG="false", DJANGO_SECRET_KEY="x" * 40, PRIVACY_ID_KEY="y" * 40,
                         DATABASE_URL="postgres://u:p@db.example:5433/app")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "django.db.backends.postgresql"

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from django.conf import settings
 from django.db import connection
 
 from core.api_keys import api_key_create
@@ -42,6 +43,7 @@ def live_api(celery_worker_process):
     port = _free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false",
            "DJANGO_SECRET_KEY": secrets.token_urlsafe(48), "ALLOWED_HOSTS": "127.0.0.1",
+           "PRIVACY_ID_KEY": settings.PRIVACY_ID_KEY,  # the test process's pseudonyms
            "DATABASE_URL": (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}"
                             f":{db['PORT'] or 5432}/{db['NAME']}"),
            "CELERY_BROKER_URL": BROKER, "CELERY_RESULT_BACKEND": BROKER,
