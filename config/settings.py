@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body: see core.api.body_limit.
+    "core.api.body_limit.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -190,6 +192,10 @@ if not DEBUG:
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI served locally, no CDN
 API_BULK_MAX_ROWS = 10_000
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
+# Django's own limit is raised to the API's, and core.api.body_limit holds
+# every other path (the admin) to FORM_MAX_BODY_BYTES, Django's default.
+FORM_MAX_BODY_BYTES = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, FORM_MAX_BODY_BYTES)
 # How long a verified API key is cached: a deactivated key works at most this long.
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0)
 REST_FRAMEWORK = {

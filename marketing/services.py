@@ -364,7 +364,8 @@ def customers_upsert_bulk(rows: Sequence[object]) -> CustomerBulkResult:
     rejected row is reported with its index. An erased customer accepts no
     personal attribute again. Costs a few queries per 5,000 rows: new
     customers go in with one COPY (core.db.bulk), changed ones with one
-    UPDATE per batch; rows that change nothing are not written. The
+    UPDATE per batch that merges in the database (customer_attributes_merge:
+    concurrent upserts lose no key); rows that change nothing are not written. The
     attribute history (marketing.attribute_history) is written alongside:
     a first version per new customer and, per changed one, the previous
     version closed (one UPDATE for all) and a new one opened, copied from
@@ -385,16 +386,18 @@ def customers_upsert_bulk(rows: Sequence[object]) -> CustomerBulkResult:
                 rows_insert(Customer, ["external_id", "attributes", "marketing_consent",
                                        "created_at", "updated_at"],
                             [(e, a, c, now, now) for e, a, c in inserts])
-                _customers_update(updates, now)
-                customer_versions_copy(created=[e for e, _, _ in inserts],
-                                       changed=[pk for pk, _, _ in updates], at=now)
+                changed = customer_attributes_merge(updates, now)
+                customer_versions_copy(created=[e for e, _, _ in inserts], changed=changed,
+                                       at=now)
         except IntegrityError:
             # Another request created one of these customers meanwhile:
             # read again, and the row becomes an update.
             if attempt == _WRITE_ATTEMPTS - 1:
                 raise
             continue
-        result.created, result.updated = len(inserts), len(updates)
+        # Rows another request had already brought to these values count as unchanged.
+        result.created, result.updated = len(inserts), len(changed)
+        result.unchanged += len(updates) - len(changed)
         return result
     raise AssertionError("unreachable")
 
@@ -450,36 +453,57 @@ def _customer_rows_check(rows, stored, definitions, personal, result):
             inserts.append((external_id, clean, bool(consent)))
             continue
         pk, stored_attributes, stored_consent, _ = current
-        merged = {**stored_attributes, **clean}
-        new_consent = stored_consent if consent is None else consent
-        if merged == stored_attributes and new_consent == stored_consent:
-            result.unchanged += 1
+        if all(k in stored_attributes and stored_attributes[k] == v for k, v in clean.items()) \
+                and consent in (None, stored_consent):
+            result.unchanged += 1  # as read: customer_attributes_merge decides for the rest
         else:
-            updates.append((pk, merged, new_consent))
+            updates.append((pk, clean, consent))
     return inserts, updates
 
 
-def _customers_update(updates: list[tuple[int, dict, bool]], now: datetime) -> None:
+def customer_attributes_merge(updates: Sequence[tuple[int, dict, bool | None]],
+                              now: datetime) -> list[int]:
+    """Merge attributes (and set consent) of existing customers in the database; the changed ids.
+
+    ``updates``: (customer id, attributes to set, consent or None to keep).
+    The merge happens inside the UPDATE (PostgreSQL ``attributes ||
+    delta``, SQLite ``json_patch``), never as a read in Python and a write
+    of the whole object: concurrent upserts that set different keys of one
+    customer all keep their keys, since each UPDATE waits for the row lock
+    of the one before and merges into what it committed. A row whose
+    attributes and consent already hold the values is not written, and its
+    id is not returned, so the history gets a version only for a real change.
+    """
     if not updates:
-        return
+        return []
     table = connection.ops.quote_name(Customer._meta.db_table)
+    changed: list[int] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One statement per batch instead of one per customer.
             for start in range(0, len(updates), 5_000):
                 batch = updates[start:start + 5_000]
                 cursor.execute(
-                    f"UPDATE {table} AS c SET attributes = v.attributes::jsonb, "
-                    "marketing_consent = v.consent, updated_at = %s "
+                    f"UPDATE {table} AS c SET attributes = c.attributes || v.attributes::jsonb, "
+                    "marketing_consent = COALESCE(v.consent, c.marketing_consent), updated_at = %s "
                     "FROM unnest(%s::bigint[], %s::text[], %s::boolean[]) AS v(id, attributes, consent) "
-                    "WHERE c.id = v.id",
+                    "WHERE c.id = v.id AND NOT (c.attributes @> v.attributes::jsonb "
+                    "AND c.marketing_consent = COALESCE(v.consent, c.marketing_consent)) "
+                    "RETURNING c.id",
                     [now, [u[0] for u in batch], [json.dumps(u[1]) for u in batch],
                      [u[2] for u in batch]],
                 )
+                changed += [pk for (pk,) in cursor.fetchall()]
         else:
+            # SQLite runs one writer at a time; one statement per customer is cheap there.
             updated_at = Customer._meta.get_field("updated_at").get_db_prep_save(now, connection)
-            cursor.executemany(
-                f"UPDATE {table} SET attributes = %s, marketing_consent = %s, updated_at = %s "
-                "WHERE id = %s",
-                [(json.dumps(a), c, updated_at, pk) for pk, a, c in updates],
-            )
+            for pk, attributes, consent in updates:
+                cursor.execute(
+                    f"UPDATE {table} SET attributes = json_patch(attributes, %s), "
+                    "marketing_consent = COALESCE(%s, marketing_consent), updated_at = %s "
+                    "WHERE id = %s AND (json_patch(attributes, %s) != json(attributes) "
+                    "OR marketing_consent != COALESCE(%s, marketing_consent)) RETURNING id",
+                    [json.dumps(attributes), consent, updated_at, pk, json.dumps(attributes),
+                     consent])
+                changed += [row[0] for row in cursor.fetchall()]
+    return changed
