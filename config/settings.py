@@ -188,6 +188,18 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 
+# --- Cache: API throttle counts and verified API keys ------------------------
+# Redis when CACHE_URL (or REDIS_URL) is set: every gunicorn worker and host
+# then shares one count per client and sees a revoked key at once. Otherwise
+# each process keeps its own (one process: `make run`, the tests).
+CACHE_URL = env_str("CACHE_URL") or env_str("REDIS_URL")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured("CACHE_URL/REDIS_URL must be a redis://, rediss:// or unix:// URL")
+CACHES = {"default": (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+     "KEY_PREFIX": "campaign"} if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"})}
+
 # --- REST API (the kit in core.api; each app's endpoints in its api/) --------
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI served locally, no CDN
 API_BULK_MAX_ROWS = 10_000
@@ -196,7 +208,9 @@ API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=102
 # every other path (the admin) to FORM_MAX_BODY_BYTES, Django's default.
 FORM_MAX_BODY_BYTES = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, FORM_MAX_BODY_BYTES)
-# How long a verified API key is cached: a deactivated key works at most this long.
+# How long a verified API key is cached. Revocation (api_key_deactivate) is
+# immediate in every process sharing the cache; a key switched off another
+# way works at most this long.
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
