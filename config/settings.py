@@ -111,6 +111,15 @@ STATICFILES_FINDERS = [
 # PostgreSQL work_mem for the big per-experiment aggregates (analysis, scoring
 # features): enough to hash a million assignments in memory instead of on disk.
 ANALYTICS_WORK_MEM = env_str("ANALYTICS_WORK_MEM", "256MB")
+# The longest one of those statements may run (PostgreSQL units: "10min",
+# "30s"; "0" = no limit): a query gone wrong ends with an error, not hours
+# of a worker and gigabytes of memory.
+ANALYTICS_STATEMENT_TIMEOUT = env_str("ANALYTICS_STATEMENT_TIMEOUT", "10min")
+# Segment rules compile to one SQL condition: the most nodes, nesting and
+# values of one in-list a rule may have (marketing.segment_rules).
+SEGMENT_RULE_MAX_NODES = env_int("SEGMENT_RULE_MAX_NODES", 200, minimum=1)
+SEGMENT_RULE_MAX_DEPTH = env_int("SEGMENT_RULE_MAX_DEPTH", 8, minimum=1)
+SEGMENT_RULE_MAX_VALUES = env_int("SEGMENT_RULE_MAX_VALUES", 1000, minimum=1)
 
 # Behaviour snapshots (marketing.behaviour_snapshots): events received up to
 # this long before a snapshot's build began are recomputed from events when

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
+from core.db.sql_tuning import large_aggregates
 from core.task_runs import task_run_tracking
 from marketing.models import Segment
 from marketing.segment_rules import segment_members
@@ -18,6 +19,7 @@ def segment_size(run_id: int) -> None:
             return
         segment = Segment.objects.get(id=run.params["segment_id"])
         now = timezone.now()
-        count = segment_members(segment.rule, as_of=now).count()
+        with large_aggregates():  # JIT off and a statement timeout (core.db.sql_tuning)
+            count = segment_members(segment.rule, as_of=now).count()
         Segment.objects.filter(id=segment.id).update(member_count=count, counted_at=now)
         run.result = {"segment_id": segment.id, "members": count}
