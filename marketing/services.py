@@ -13,6 +13,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core.bounds import (
+    AMOUNT_MAX,
+    ATTRIBUTE_NUMBER_MAX,
+    COUNT_MAX,
+    number_in_range,
+    range_text,
+)
 from core.db.bulk import rows_insert
 from core.db.lookups import values_matching
 from marketing.attribute_history import (
@@ -50,9 +57,10 @@ def customer_attributes_clean(
             continue
         kind = definition.kind
         if kind == CustomerAttribute.Kind.NUMERIC:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value):
-                errors[f"attributes.{key}"] = "must be a finite number"
+            # Bounded (core.bounds): 1e308 is finite, and a feature built from it is not.
+            if number_in_range(value, -ATTRIBUTE_NUMBER_MAX, ATTRIBUTE_NUMBER_MAX) is None:
+                errors[f"attributes.{key}"] = (
+                    f"must be {range_text(-ATTRIBUTE_NUMBER_MAX, ATTRIBUTE_NUMBER_MAX)}")
                 continue
         elif kind == CustomerAttribute.Kind.BOOLEAN:
             if not isinstance(value, bool):
@@ -197,8 +205,9 @@ def events_validate(rows: Sequence[object], *, source: str) -> tuple[list[tuple]
         if occurred_at is None:
             errors["occurred_at"] = "must be a timezone-aware datetime (ISO 8601 with offset)"
         value = _finite_number(row.get("value", 0.0))
-        if value is None:
-            errors["value"] = "must be a finite number"
+        if value is None or not -AMOUNT_MAX <= value <= AMOUNT_MAX:
+            # Bounded (core.bounds): two values of 1.7e308 overflow any sum of them.
+            errors["value"] = f"must be {range_text(-AMOUNT_MAX, AMOUNT_MAX)}"
         properties = row.get("properties")
         if properties is None:
             properties = {}
@@ -276,9 +285,10 @@ def segment_create(*, key: str, name: str, rule: dict, description: str = "") ->
 def campaign_harm_clean(field_name: str, values: object) -> dict[str, float]:
     """A guardrail-economics mapping checked: event kind -> non-negative finite number.
 
-    ``harm_prices`` (money per extra event) and ``harm_caps`` (most extra
-    events a list may be expected to cause) both have this shape; unknown
-    event kinds and negative, non-finite or non-numeric values are refused
+    ``harm_prices`` (money per extra event, at most AMOUNT_MAX) and
+    ``harm_caps`` (most extra events a list may be expected to cause, at most
+    COUNT_MAX) both have this shape; unknown event kinds and negative,
+    out-of-range or non-numeric values are refused
     with a message naming the field and the kind.
     """
     if values is None:
@@ -286,16 +296,15 @@ def campaign_harm_clean(field_name: str, values: object) -> dict[str, float]:
     if not isinstance(values, Mapping):
         raise ValidationError({field_name: "must be an object of event kind -> number"})
     known = set(Event.Kind.values)
+    high = COUNT_MAX if field_name == "harm_caps" else AMOUNT_MAX  # events / money per event
     cleaned = {}
     for kind, value in values.items():
         if kind not in known:
             raise ValidationError({field_name: f"unknown event kind {kind!r}; "
                                                f"known: {sorted(known)}"})
-        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-            raise ValidationError({field_name: f"{kind}: must be a number"})
-        number = float(value)
-        if not (math.isfinite(number) and number >= 0):
-            raise ValidationError({field_name: f"{kind}: must be a non-negative finite number"})
+        number = number_in_range(value, 0.0, high)
+        if number is None:
+            raise ValidationError({field_name: f"{kind}: must be {range_text(0.0, high)}"})
         cleaned[str(kind)] = number
     return cleaned
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.bounds import AMOUNT_MAX, BUDGET_MAX, COUNT_MAX
 from marketing.models import Event
 from modelling.followup import follow_up_summary
 from modelling.models import (
@@ -243,28 +244,31 @@ class TargetingListInSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(
         min_value=1, max_value=ID_MAX, required=False, allow_null=True, default=None,
         help_text="Id of an uplift model version of the campaign; default: its champion.")
-    budget = serializers.FloatField(min_value=0, required=False, allow_null=True, default=None,
+    budget = serializers.FloatField(min_value=0, max_value=BUDGET_MAX, required=False,
+                                    allow_null=True, default=None,
                                     help_text="Most to spend on contacts; default: the "
                                               "campaign's budget.")
     max_contacts = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False,
                                             allow_null=True, default=None)
     segment = serializers.SlugField(max_length=64, required=False, allow_null=True,
                                     default=None, help_text="Key of a segment to choose from.")
-    cost_per_contact = serializers.FloatField(min_value=0, required=False, allow_null=True,
-                                              default=None,
+    cost_per_contact = serializers.FloatField(min_value=0, max_value=AMOUNT_MAX, required=False,
+                                              allow_null=True, default=None,
                                               help_text="Default: the campaign's.")
-    value_per_conversion = serializers.FloatField(min_value=0, required=False, allow_null=True,
-                                                  default=None,
+    value_per_conversion = serializers.FloatField(min_value=0, max_value=AMOUNT_MAX,
+                                                  required=False, allow_null=True, default=None,
                                                   help_text="Default: the campaign's.")
     arm_capacity = serializers.DictField(
         child=serializers.IntegerField(min_value=0, max_value=2**31 - 1), required=False,
         allow_null=True, default=None, help_text="Arm name -> most customers in that arm.")
     harm_prices = serializers.DictField(
-        child=serializers.FloatField(min_value=0), required=False, allow_null=True,
+        child=serializers.FloatField(min_value=0, max_value=AMOUNT_MAX), required=False,
+        allow_null=True,
         default=None, help_text="Event kind -> money per extra guardrail event; default: the "
                                 "campaign's.")
     harm_caps = serializers.DictField(
-        child=serializers.FloatField(min_value=0), required=False, allow_null=True,
+        child=serializers.FloatField(min_value=0, max_value=COUNT_MAX), required=False,
+        allow_null=True,
         default=None, help_text="Event kind -> most extra guardrail events the list may be "
                                 "expected to cause; default: the campaign's.")
 
