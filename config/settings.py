@@ -221,6 +221,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, FORM_MAX_BODY_BYTES)
 # immediate in every process sharing the cache; a key switched off another
 # way works at most this long.
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0)
+# Backpressure (core.api.backpressure): background tasks one API key may have
+# queued or running at once; one more is a 429 with this Retry-After.
+API_MAX_ACTIVE_TASKS_PER_KEY = env_int("API_MAX_ACTIVE_TASKS_PER_KEY", 20, minimum=1)
+API_TASKS_RETRY_AFTER_SECONDS = env_int("API_TASKS_RETRY_AFTER_SECONDS", 30, minimum=1)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "core.api.authentication.ApiKeyAuthentication",
