@@ -16,6 +16,11 @@ overflows (1e9 × 10 million rows × squares stays under 1e33).
 - ATTRIBUTE_NUMBER_MAX: the magnitude of a numeric customer attribute or of
   a number in an event's properties.
 - COUNT_MAX: a count a person sets (a cap of guardrail events).
+- HYPERPARAMETER_MAX: the magnitude of a number among a model's
+  hyperparameters (each estimator checks its own sense further).
+
+Numbers in an event's ``properties`` are stored, never computed with: no
+bound beyond the JSON parser's (finite, 64-bit integers).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ BUDGET_MAX = 1e12
 WEIGHT_MAX = 1e6
 ATTRIBUTE_NUMBER_MAX = 1e9
 COUNT_MAX = 1e9
+HYPERPARAMETER_MAX = 1e6
 
 
 def number_in_range(value: object, low: float, high: float) -> float | None:

@@ -150,3 +150,28 @@ def test_an_absurd_stored_attribute_does_not_poison_scoring(champion):
         for (text,) in cursor.fetchall():
             value = json.loads(text) if isinstance(text, str) else text
             assert all(np.isfinite(v) for v in value.values())
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"max_epochs": 1e308}, "estimator_params.tarnet.max_epochs"),
+    ({"no_such_setting": 1}, "estimator_params.tarnet"),
+])
+def test_hyperparameters_are_checked_before_a_worker_is_used(api, params, field):
+    body = {"estimators": ["tarnet"], "estimator_params": {"tarnet": params}}
+    response = api.post("/api/v1/experiments/any/train/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+
+
+def test_response_model_params_are_bounded(api):
+    response = api.post("/api/v1/campaigns/any/train-response/",
+                        {"model_params": {"C": 1e308}}, format="json")
+    assert response.status_code == 400
+    assert "model_params.C" in response.json()["error"]["fields"]
+
+
+def test_follow_up_shares_are_fractions(api):
+    shares = {"policy": 1e308, "random": -1e308, "holdout": 1.0}
+    response = api.post("/api/v1/target-lists/1/follow-ups/", {"shares": shares}, format="json")
+    assert response.status_code == 400
+    assert {"shares.policy", "shares.random"} <= set(response.json()["error"]["fields"])
