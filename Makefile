@@ -40,7 +40,7 @@ run: install
 test: install test-sqlite test-postgres
 
 test-sqlite:
-	$(PY) -m pytest -m "not integration" -q
+	$(PY) -m pytest -m "not integration and not postgres" -q
 
 test-postgres:
 	@if $(PY) -c "import psycopg,sys; psycopg.connect('$(PG_TEST_URL)'.rsplit('/',1)[0]+'/postgres', connect_timeout=3).close()" 2>/dev/null; then \

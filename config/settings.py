@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body: see core.api.body_limit.
+    "core.api.body_limit.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -126,6 +128,15 @@ STATICFILES_FINDERS = [
 # PostgreSQL work_mem for the big per-experiment aggregates (analysis, scoring
 # features): enough to hash a million assignments in memory instead of on disk.
 ANALYTICS_WORK_MEM = env_str("ANALYTICS_WORK_MEM", "256MB")
+# The longest one of those statements may run (PostgreSQL units: "10min",
+# "30s"; "0" = no limit): a query gone wrong ends with an error, not hours
+# of a worker and gigabytes of memory.
+ANALYTICS_STATEMENT_TIMEOUT = env_str("ANALYTICS_STATEMENT_TIMEOUT", "10min")
+# Segment rules compile to one SQL condition: the most nodes, nesting and
+# values of one in-list a rule may have (marketing.segment_rules).
+SEGMENT_RULE_MAX_NODES = env_int("SEGMENT_RULE_MAX_NODES", 200, minimum=1)
+SEGMENT_RULE_MAX_DEPTH = env_int("SEGMENT_RULE_MAX_DEPTH", 8, minimum=1)
+SEGMENT_RULE_MAX_VALUES = env_int("SEGMENT_RULE_MAX_VALUES", 1000, minimum=1)
 
 # Behaviour snapshots (marketing.behaviour_snapshots): events received up to
 # this long before a snapshot's build began are recomputed from events when
@@ -263,12 +274,34 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 
+# --- Cache: API throttle counts and verified API keys ------------------------
+# Redis when CACHE_URL (or REDIS_URL) is set: every gunicorn worker and host
+# then shares one count per client and sees a revoked key at once. Otherwise
+# each process keeps its own (one process: `make run`, the tests).
+CACHE_URL = env_str("CACHE_URL") or env_str("REDIS_URL")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured("CACHE_URL/REDIS_URL must be a redis://, rediss:// or unix:// URL")
+CACHES = {"default": (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+     "KEY_PREFIX": "campaign"} if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"})}
+
 # --- REST API (the kit in core.api; each app's endpoints in its api/) --------
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI served locally, no CDN
 API_BULK_MAX_ROWS = 10_000
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024)
-# How long a verified API key is cached: a deactivated key works at most this long.
+# Django's own limit is raised to the API's, and core.api.body_limit holds
+# every other path (the admin) to FORM_MAX_BODY_BYTES, Django's default.
+FORM_MAX_BODY_BYTES = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, FORM_MAX_BODY_BYTES)
+# How long a verified API key is cached. Revocation (api_key_deactivate) is
+# immediate in every process sharing the cache; a key switched off another
+# way works at most this long.
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0)
+# Backpressure (core.api.backpressure): background tasks one API key may have
+# queued or running at once; one more is a 429 with this Retry-After.
+API_MAX_ACTIVE_TASKS_PER_KEY = env_int("API_MAX_ACTIVE_TASKS_PER_KEY", 20, minimum=1)
+API_TASKS_RETRY_AFTER_SECONDS = env_int("API_TASKS_RETRY_AFTER_SECONDS", 30, minimum=1)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "core.api.authentication.ApiKeyAuthentication",

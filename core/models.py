@@ -43,12 +43,17 @@ class TaskRun(models.Model):
     lease_holder = models.CharField(max_length=200, blank=True)  # "host:pid"
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The API key that asked for it, if one did: its active runs are limited
+    # (core.api.backpressure).
+    api_key = models.ForeignKey("ApiKey", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="task_runs")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["name", "status"], name="taskrun_name_status"),
                    models.Index(fields=["status", "lease_expires_at"],
-                                name="taskrun_status_lease")]
+                                name="taskrun_status_lease"),
+                   models.Index(fields=["api_key", "status"], name="taskrun_api_key_status")]
         # Queueing analyses, training, scoring and targeting from the admin
         # (core.admin_actions.TaskActionsAdmin); the Campaign manager group has it.
         permissions = [("run_tasks", "Can run background tasks")]

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.bounds import AMOUNT_MAX, WEIGHT_MAX, number_in_range, range_text
 from core.pseudonyms import idempotency_key_pseudonym
 from experiments.models import Arm, Assignment, Experiment, Exposure, Metric
 from marketing.crm_ids import crm_ids_lookup
@@ -52,8 +53,17 @@ def experiment_design_validate(
         raise ValidationError({"arms": "an experiment needs at least two arms"})
     if sum(1 for a in arms if a.is_control) != 1:
         raise ValidationError({"arms": "exactly one arm must be the control"})
+    for i, arm in enumerate(arms):
+        _bounded(arm.weight, 0.0, WEIGHT_MAX, f"arms[{i}].weight")
+        for name in ("cost_per_contact", "cost_per_conversion"):
+            if getattr(arm, name) is not None:
+                _bounded(getattr(arm, name), 0.0, AMOUNT_MAX, f"arms[{i}].{name}")
     if sum(a.weight for a in arms) <= 0:
         raise ValidationError({"arms": "arm weights must have a positive sum"})
+    for i, metric in enumerate(metrics):
+        if metric.minimum_detectable_effect is not None:
+            _bounded(metric.minimum_detectable_effect, 0.0, WEIGHT_MAX,
+                     f"metrics[{i}].minimum_detectable_effect")
     if sum(1 for m in metrics if m.role == Metric.Role.PRIMARY) != 1:
         raise ValidationError({"metrics": "exactly one metric must be primary"})
     kinds = dict(CustomerAttribute.objects.filter(key__in=list(breakdown_attributes))
@@ -63,6 +73,12 @@ def experiment_design_validate(
                                         CustomerAttribute.Kind.BOOLEAN}:
             raise ValidationError({f"breakdown_attributes[{i}]": f"{attribute!r} is not a "
                                    "declared categorical or boolean attribute"})
+
+
+def _bounded(value: object, low: float, high: float, field: str) -> None:
+    """Refuse a number outside [low, high] (core.bounds), naming the field."""
+    if number_in_range(value, low, high) is None:
+        raise ValidationError({field: f"must be {range_text(low, high)}"})
 
 
 @transaction.atomic

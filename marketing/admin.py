@@ -21,7 +21,7 @@ from marketing.models import (
     Segment,
 )
 from marketing.privacy import customer_data_export, customer_erase
-from marketing.segment_rules import segment_count_public
+from marketing.segment_rules import segment_count_public, segment_rule_validate
 from marketing.services import customer_attributes_clean, customers_upsert_bulk
 
 
@@ -160,8 +160,25 @@ class EventAdmin(BigTableAdmin):
     raw_id_fields = ["customer"]
 
 
+class SegmentForm(forms.ModelForm):
+    class Meta:
+        model = Segment
+        fields = ["key", "name", "description", "rule"]
+
+    def clean_rule(self):
+        """The API's check (segment_rule_validate): grammar, declared attributes, size."""
+        rule = self.cleaned_data.get("rule")
+        try:
+            segment_rule_validate(rule)
+        except ValidationError as exc:
+            raise ValidationError([f"{key}: {message}" for key, messages_ in
+                                   exc.message_dict.items() for message in messages_]) from None
+        return rule
+
+
 @admin.register(Segment)
 class SegmentAdmin(TaskActionsMixin, admin.ModelAdmin):
+    form = SegmentForm
     list_display = ["key", "name", "members", "counted_at"]
     readonly_fields = ["members", "counted_at"]
 

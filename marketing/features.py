@@ -39,6 +39,7 @@ import pandas as pd
 from django.conf import settings
 from django.db import connection
 
+from core.bounds import ATTRIBUTE_NUMBER_MAX
 from core.db.columnar import binary_rows_fetch, columns_fetch
 from core.db.sql_time import comparable, days_between
 from marketing.attribute_history import attributes_current_at
@@ -416,7 +417,7 @@ def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray,
         ids, *values = columns_fetch(sql, [*params, low, high], "i" + types, ordered=True)
         at = np.searchsorted(ids, customer_ids)  # every id in the range is there
         for key, column in zip(spec.attributes, values, strict=True):
-            frame[key] = column[at]
+            frame[key] = _in_range(column[at])
         return frame
     # The versions any cutoff of the chunk can select; each customer's own is picked below
     # (valid_from <= cutoff or first, and open or valid_to > cutoff), in exact microseconds.
@@ -442,8 +443,21 @@ def _attribute_frame(spec: FeatureSpec, customer_ids: np.ndarray,
         out = np.full(customer_ids.size, None if column.dtype == object else np.nan,
                       dtype=column.dtype)
         out[row] = column[keep]
-        frame[key] = out
+        frame[key] = _in_range(out)
     return frame
+
+
+def _in_range(column: np.ndarray) -> np.ndarray:
+    """A numeric column with values beyond ATTRIBUTE_NUMBER_MAX made missing (NaN).
+
+    Such values are refused at ingest (core.bounds); one stored before that
+    (1e308) would overflow the models' standardisation into NaN for every
+    customer, so it counts as unknown here, as a missing value does.
+    """
+    if column.dtype == object:
+        return column
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(column) <= ATTRIBUTE_NUMBER_MAX, column, np.nan)
 
 
 def _sequences(spec: FeatureSpec, source_sql: str, source_params: list,

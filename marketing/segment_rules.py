@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.core.exceptions import EmptyResultSet, FullResultSet, ValidationError
 from django.db import connection
 from django.db.models import BooleanField, JSONField, OuterRef, Q, QuerySet, Subquery
@@ -49,9 +50,45 @@ def _fail(path: str, message: str) -> ValidationError:
 
 
 def segment_rule_validate(rule: object, *, path: str = "rule") -> None:
-    """Raise ValidationError naming the JSON path of the first problem."""
+    """Raise ValidationError naming the JSON path of the first problem.
+
+    Size first: a rule compiles to one SQL condition, and PostgreSQL plans
+    (and JIT-compiles) a condition of 20,000 branches for longer than any
+    request or worker can wait, so a rule may have at most
+    SEGMENT_RULE_MAX_NODES nodes (combinators, ``not`` and leaves), nest
+    at most SEGMENT_RULE_MAX_DEPTH deep and list at most
+    SEGMENT_RULE_MAX_VALUES values in one ``in`` / ``not_in``.
+    """
+    _size_check(rule, path)
     attributes = {a.key: a for a in CustomerAttribute.objects.all()}
     _validate(rule, path, attributes)
+
+
+def _size_check(rule: object, path: str) -> None:
+    max_nodes, max_depth = settings.SEGMENT_RULE_MAX_NODES, settings.SEGMENT_RULE_MAX_DEPTH
+    max_values = settings.SEGMENT_RULE_MAX_VALUES
+    nodes, stack = 0, [(rule, 1)]
+    while stack:  # iterative: no recursion limit to reach on a hostile rule
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > max_nodes:
+            raise _fail(path, f"has more than {max_nodes} nodes (combinators, 'not' and "
+                              f"conditions); at most {max_nodes} are allowed "
+                              "(SEGMENT_RULE_MAX_NODES)")
+        if depth > max_depth:
+            raise _fail(path, f"nests deeper than {max_depth} levels; at most {max_depth} "
+                              "are allowed (SEGMENT_RULE_MAX_DEPTH)")
+        if not isinstance(node, dict):
+            continue
+        for key in ("all", "any"):
+            if isinstance(node.get(key), list):
+                stack.extend((child, depth + 1) for child in node[key])
+        if "not" in node:
+            stack.append((node["not"], depth + 1))
+        values = node.get("value")
+        if isinstance(values, list) and len(values) > max_values:
+            raise _fail(path, f"lists {len(values)} values in one condition; at most "
+                              f"{max_values} are allowed (SEGMENT_RULE_MAX_VALUES)")
 
 
 def _validate(rule: object, path: str, attributes: dict[str, CustomerAttribute]) -> None:

@@ -13,6 +13,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core.bounds import (
+    AMOUNT_MAX,
+    ATTRIBUTE_NUMBER_MAX,
+    COUNT_MAX,
+    number_in_range,
+    range_text,
+)
 from core.db.bulk import rows_insert
 from core.db.lookups import values_matching
 from core.pseudonyms import idempotency_key_pseudonym
@@ -57,9 +64,10 @@ def customer_attributes_clean(
             continue
         kind = definition.kind
         if kind == CustomerAttribute.Kind.NUMERIC:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value):
-                errors[f"attributes.{key}"] = "must be a finite number"
+            # Bounded (core.bounds): 1e308 is finite, and a feature built from it is not.
+            if number_in_range(value, -ATTRIBUTE_NUMBER_MAX, ATTRIBUTE_NUMBER_MAX) is None:
+                errors[f"attributes.{key}"] = (
+                    f"must be {range_text(-ATTRIBUTE_NUMBER_MAX, ATTRIBUTE_NUMBER_MAX)}")
                 continue
         elif kind == CustomerAttribute.Kind.BOOLEAN:
             if not isinstance(value, bool):
@@ -204,8 +212,9 @@ def events_validate(rows: Sequence[object], *, source: str) -> tuple[list[tuple]
         if occurred_at is None:
             errors["occurred_at"] = "must be a timezone-aware datetime (ISO 8601 with offset)"
         value = _finite_number(row.get("value", 0.0))
-        if value is None:
-            errors["value"] = "must be a finite number"
+        if value is None or not -AMOUNT_MAX <= value <= AMOUNT_MAX:
+            # Bounded (core.bounds): two values of 1.7e308 overflow any sum of them.
+            errors["value"] = f"must be {range_text(-AMOUNT_MAX, AMOUNT_MAX)}"
         properties = row.get("properties")
         if properties is None:
             properties = {}
@@ -285,9 +294,10 @@ def segment_create(*, key: str, name: str, rule: dict, description: str = "") ->
 def campaign_harm_clean(field_name: str, values: object) -> dict[str, float]:
     """A guardrail-economics mapping checked: event kind -> non-negative finite number.
 
-    ``harm_prices`` (money per extra event) and ``harm_caps`` (most extra
-    events a list may be expected to cause) both have this shape; unknown
-    event kinds and negative, non-finite or non-numeric values are refused
+    ``harm_prices`` (money per extra event, at most AMOUNT_MAX) and
+    ``harm_caps`` (most extra events a list may be expected to cause, at most
+    COUNT_MAX) both have this shape; unknown event kinds and negative,
+    out-of-range or non-numeric values are refused
     with a message naming the field and the kind.
     """
     if values is None:
@@ -295,16 +305,15 @@ def campaign_harm_clean(field_name: str, values: object) -> dict[str, float]:
     if not isinstance(values, Mapping):
         raise ValidationError({field_name: "must be an object of event kind -> number"})
     known = set(Event.Kind.values)
+    high = COUNT_MAX if field_name == "harm_caps" else AMOUNT_MAX  # events / money per event
     cleaned = {}
     for kind, value in values.items():
         if kind not in known:
             raise ValidationError({field_name: f"unknown event kind {kind!r}; "
                                                f"known: {sorted(known)}"})
-        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-            raise ValidationError({field_name: f"{kind}: must be a number"})
-        number = float(value)
-        if not (math.isfinite(number) and number >= 0):
-            raise ValidationError({field_name: f"{kind}: must be a non-negative finite number"})
+        number = number_in_range(value, 0.0, high)
+        if number is None:
+            raise ValidationError({field_name: f"{kind}: must be {range_text(0.0, high)}"})
         cleaned[str(kind)] = number
     return cleaned
 
@@ -377,7 +386,8 @@ def customers_upsert_bulk(rows: Sequence[object], *, source: str = "") -> Custom
     rejected row is reported with its index. An erased customer accepts no
     personal attribute again. Costs a few queries per 5,000 rows: new
     customers go in with one COPY (core.db.bulk), changed ones with one
-    UPDATE per batch; rows that change nothing are not written. The
+    UPDATE per batch that merges in the database (customer_attributes_merge:
+    concurrent upserts lose no key); rows that change nothing are not written. The
     attribute history (marketing.attribute_history) is written alongside:
     a first version per new customer and, per changed one, the previous
     version closed (one UPDATE for all) and a new one opened, copied from
@@ -402,26 +412,26 @@ def customers_upsert_bulk(rows: Sequence[object], *, source: str = "") -> Custom
                             [(e, a, c, at, now, now) for e, a, c, at in inserts])
                 locked = customers_lock([pk for pk, _ in updates] + [w[0] for w in consents])
                 if any(locked[pk][2] and pk not in erased_when_read for pk in locked):
-                    # Erased since the read: the merged attributes may hold personal
+                    # Erased since the read: the attributes to merge may hold personal
                     # data erasure removed. Read again (the erased row refuses it).
                     raise _ErasedMeanwhile
-                _customers_update(updates, now)
+                changed = customer_attributes_merge(updates, now)
                 consent_changed = consent_changes_apply(consents, locked, source=source, now=now)
                 consent_history_start([e for e, _, _, at in inserts if at is not None],
                                       source=source, now=now)
                 customer_versions_copy(
                     created=[e for e, _, _, _ in inserts],
-                    changed=sorted({pk for pk, _ in updates} | set(consent_changed)), at=now)
+                    changed=sorted(set(changed) | set(consent_changed)), at=now)
         except (IntegrityError, _ErasedMeanwhile):
             # Another request created one of these customers meanwhile:
             # read again, and the row becomes an update.
             if attempt == _WRITE_ATTEMPTS - 1:
                 raise
             continue
-        result.created = len(inserts)
-        result.updated = len({pk for pk, _ in updates} | set(consent_changed))
-        result.unchanged += len({w[0] for w in consents} - {pk for pk, _ in updates}
-                                - set(consent_changed))
+        # Rows another request had already brought to these values count as unchanged.
+        written = set(changed) | set(consent_changed)
+        result.created, result.updated = len(inserts), len(written)
+        result.unchanged += len(({pk for pk, _ in updates} | {w[0] for w in consents}) - written)
         return result
     raise AssertionError("unreachable")
 
@@ -442,7 +452,7 @@ def _customers_stored(external_ids: Iterable[object]) -> dict[str, tuple[int, di
 
 def _customer_rows_check(rows, stored, definitions, personal, result, now):
     """Rows -> (inserts (external id, attributes, consent, consent time or None),
-    attribute updates (id, merged attributes), consent writes (id, consent, decided_at))."""
+    attribute merges (id, attributes to set), consent writes (id, consent, decided_at))."""
     inserts: list[tuple] = []
     updates: list[tuple] = []
     consents: list[tuple] = []
@@ -494,36 +504,56 @@ def _customer_rows_check(rows, stored, definitions, personal, result, now):
                             None if consent is None else decided_at))
             continue
         pk, stored_attributes, _, _ = current
-        merged = {**stored_attributes, **clean}
         # Consent is compared and written under the row lock (marketing.consent),
         # never from this read: a withdrawal committed meanwhile must stand.
         if consent is not None:
             consents.append((pk, consent, decided_at))
-        if merged != stored_attributes:
-            updates.append((pk, merged))
+        if not all(k in stored_attributes and stored_attributes[k] == v for k, v in clean.items()):
+            updates.append((pk, clean))  # as read: customer_attributes_merge decides
         elif consent is None:
             result.unchanged += 1
     return inserts, updates, consents
 
 
-def _customers_update(updates: list[tuple[int, dict]], now: datetime) -> None:
+def customer_attributes_merge(updates: Sequence[tuple[int, dict]], now: datetime) -> list[int]:
+    """Merge attributes of existing customers in the database; the changed ids.
+
+    ``updates``: (customer id, attributes to set). The merge happens inside
+    the UPDATE (PostgreSQL ``attributes || delta``, SQLite ``json_patch``),
+    never as a read in Python and a write of the whole object: concurrent
+    upserts that set different keys of one customer all keep their keys,
+    since each UPDATE waits for the row lock of the one before and merges
+    into what it committed. A row whose attributes already hold the values
+    is not written, and its id is not returned, so the history gets a
+    version only for a real change. Consent is not written here: it changes
+    only in the order it was decided (marketing.consent).
+    """
     if not updates:
-        return
+        return []
     table = connection.ops.quote_name(Customer._meta.db_table)
+    changed: list[int] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One statement per batch instead of one per customer.
             for start in range(0, len(updates), 5_000):
                 batch = updates[start:start + 5_000]
                 cursor.execute(
-                    f"UPDATE {table} AS c SET attributes = v.attributes::jsonb, updated_at = %s "
+                    f"UPDATE {table} AS c SET attributes = c.attributes || v.attributes::jsonb, "
+                    "updated_at = %s "
                     "FROM unnest(%s::bigint[], %s::text[]) AS v(id, attributes) "
-                    "WHERE c.id = v.id",
+                    "WHERE c.id = v.id AND NOT c.attributes @> v.attributes::jsonb "
+                    "RETURNING c.id",
                     [now, [u[0] for u in batch], [json.dumps(u[1]) for u in batch]],
                 )
+                changed += [pk for (pk,) in cursor.fetchall()]
         else:
+            # SQLite runs one writer at a time; one statement per customer is cheap there.
             updated_at = Customer._meta.get_field("updated_at").get_db_prep_save(now, connection)
-            cursor.executemany(
-                f"UPDATE {table} SET attributes = %s, updated_at = %s WHERE id = %s",
-                [(json.dumps(a), updated_at, pk) for pk, a in updates],
-            )
+            for pk, attributes in updates:
+                cursor.execute(
+                    f"UPDATE {table} SET attributes = json_patch(attributes, %s), updated_at = %s "
+                    "WHERE id = %s AND json_patch(attributes, %s) != json(attributes) "
+                    "RETURNING id",
+                    [json.dumps(attributes), updated_at, pk, json.dumps(attributes)])
+                changed += [row[0] for row in cursor.fetchall()]
+    return changed

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from core.db.sql_tuning import large_aggregates
 from core.models import TaskRun
 from core.task_delivery import run_task, task_run_execute
 from marketing.models import Segment
@@ -18,7 +19,8 @@ def segment_size(run: TaskRun) -> dict:
     """Count a segment's members now and cache the count on the segment (safe to repeat)."""
     segment = Segment.objects.get(id=run.params["segment_id"])
     now = timezone.now()
-    count = segment_members(segment.rule, as_of=now).count()
+    with large_aggregates():  # JIT off and a statement timeout (core.db.sql_tuning)
+        count = segment_members(segment.rule, as_of=now).count()
     Segment.objects.filter(id=segment.id).update(member_count=count, counted_at=now)
     return {"segment_id": segment.id, "members": count}
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.core.exceptions import ValidationError
 
+from core.bounds import AMOUNT_MAX, BUDGET_MAX, number_in_range, range_text
 from marketing.models import Campaign
 from marketing.services import campaign_harm_clean
 from modelling.models import ModelVersion
@@ -105,10 +106,11 @@ def economics_build(*, campaign: Campaign, version: ModelVersion, budget=None,
                   else value_per_conversion)
     if budget is None and campaign.budget is not None:
         budget = float(campaign.budget)
-    for name, number in (("budget", budget), ("cost_per_contact", cost),
-                         ("value_per_conversion", value)):
-        if number is not None and not (np.isfinite(number) and number >= 0):
-            raise ValidationError({name: "must be a non-negative number"})
+    # Bounds: core.bounds (a budget of 1e308 over a cost of 1e-308 overflowed the policy).
+    for name, number, high in (("budget", budget, BUDGET_MAX), ("cost_per_contact", cost,
+                               AMOUNT_MAX), ("value_per_conversion", value, AMOUNT_MAX)):
+        if number is not None and number_in_range(number, 0.0, high) is None:
+            raise ValidationError({name: f"must be {range_text(0.0, high)}"})
     if max_contacts is not None and max_contacts < 0:
         raise ValidationError({"max_contacts": "must be non-negative"})
     arms = ({} if version.experiment_id is None
@@ -125,8 +127,8 @@ def economics_build(*, campaign: Campaign, version: ModelVersion, budget=None,
                 raise ValidationError({field: f"unknown arm {name!r}"})
             if number is None:
                 continue  # keep the arm's own
-            if not (np.isfinite(float(number)) and float(number) >= 0):
-                raise ValidationError({field: "must be non-negative numbers"})
+            if number_in_range(number, 0.0, AMOUNT_MAX) is None:
+                raise ValidationError({field: f"{name}: must be {range_text(0.0, AMOUNT_MAX)}"})
             column[arm_names.index(name)] = float(number)
     capacity = None
     if arm_capacity:

@@ -13,6 +13,7 @@ with a Celery chord).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -33,6 +34,8 @@ from marketing.models import Customer, Segment
 from marketing.segment_rules import segment_members
 from modelling.models import CustomerScore, ModelVersion
 from modelling.registry import artifact_load, guardrail_models_load
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,12 @@ def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
         frame["uplift"], frame["best_arm"], frame["uplift_by_arm"] = np.nan, "", "{}"
         frame["response"] = np.asarray(model.predict_proba(X))[:, 1]
         frame["scored_at"] = cutoff
-        return frame
+        return _finite_only(frame, np.isfinite(frame["response"].to_numpy()), version)
     # One forward pass: the effect of arm k is its expected outcome minus control's.
     outcomes = np.asarray(model.predict_outcomes(X)).reshape(ids.size, -1)
-    effect = outcomes[:, 1:] - outcomes[:, [0]]
+    with np.errstate(invalid="ignore", over="ignore"):
+        effect = outcomes[:, 1:] - outcomes[:, [0]]
+    finite = np.isfinite(outcomes).all(axis=1) & np.isfinite(effect).all(axis=1)
     best = effect.argmax(axis=1)
     names = arm_names[1:] if len(arm_names) == effect.shape[1] + 1 else [
         f"arm_{k + 1}" for k in range(effect.shape[1])]
@@ -123,22 +128,46 @@ def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
     frame["uplift_by_arm"] = [template % values
                               for values in zip(*np.round(effect, 6).T.tolist(), strict=True)]
     if guardrails:
-        frame["guardrail_by_arm"] = _guardrail_json(guardrails, X, names, ids.size)
+        frame["guardrail_by_arm"], guard_finite = _guardrail_json(guardrails, X, names, ids.size)
+        finite &= guard_finite
     frame["response"] = outcomes[:, 0]
     frame["scored_at"] = cutoff
-    return frame
+    return _finite_only(frame, finite, version)
 
 
-def _guardrail_json(guardrails: dict, X, names: list[str], n: int) -> list[str]:
-    """{"metric": {"arm": effect, ...}, ...} per row, from one format string (as uplift_by_arm)."""
+def _finite_only(frame: pd.DataFrame, finite: np.ndarray, version) -> pd.DataFrame:
+    """The rows whose every prediction is finite: a NaN or inf score is never written.
+
+    A model gives one for a customer whose features it cannot represent;
+    that customer keeps no score from this version (a ranking cannot place
+    NaN, and JSON cannot hold it), the rest of the chunk is written, and the
+    count is logged for the operator.
+    """
+    if finite.all():
+        return frame
+    logger.warning("model version %s gave non-finite predictions for %d of %d customers "
+                   "(ids %s...); their scores were not written", version.id,
+                   int((~finite).sum()), finite.size,
+                   frame["customer_id"].to_numpy()[~finite][:5].tolist())
+    return frame[finite].reset_index(drop=True)
+
+
+def _guardrail_json(guardrails: dict, X, names: list[str], n: int
+                    ) -> tuple[list[str], np.ndarray]:
+    """{"metric": {"arm": effect, ...}, ...} per row, from one format string (as uplift_by_arm),
+    and which rows' effects are all finite."""
     parts, columns = [], []
+    finite = np.ones(n, dtype=bool)
     for metric, guard_model in guardrails.items():
         outcomes = np.asarray(guard_model.predict_outcomes(X)).reshape(n, -1)
-        columns.extend(np.round(outcomes[:, 1:] - outcomes[:, [0]], 6).T.tolist())
+        with np.errstate(invalid="ignore", over="ignore"):
+            effect = outcomes[:, 1:] - outcomes[:, [0]]
+        finite &= np.isfinite(effect).all(axis=1)
+        columns.extend(np.round(effect, 6).T.tolist())
         parts.append(json.dumps(metric).replace("%", "%%") + ": {" + ", ".join(
             json.dumps(name).replace("%", "%%") + ": %r" for name in names) + "}")
     template = "{" + ", ".join(parts) + "}"
-    return [template % values for values in zip(*columns, strict=True)]
+    return [template % values for values in zip(*columns, strict=True)], finite
 
 
 def behaviour_snapshots_refresh() -> list[dict]:

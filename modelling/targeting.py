@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from core.db.bulk import frame_insert
 from core.db.columnar import columns_fetch
+from core.db.sql_tuning import large_aggregates
 from marketing.models import Campaign, Customer, Segment
 from marketing.segment_rules import segment_members
 from modelling.economics import Economics, economics_build, select
@@ -184,14 +185,15 @@ def _scores_read(version: ModelVersion, econ: Economics, segment: Segment | None
            "ORDER BY s.customer_id LIMIT %s")
     kinds = "i" + "f" * (width - 1)
     chunks, last = [], 0
-    while True:
-        columns = columns_fetch(sql, [*number_params, version.id, last, True, *where_params,
-                                      READ_CHUNK], kinds, ordered=True)
-        if columns[0].size:
-            chunks.append(columns)
-            last = int(columns[0][-1])
-        if columns[0].size < READ_CHUNK:
-            break
+    with large_aggregates():  # JIT off, a statement timeout: the segment may be large
+        while True:
+            columns = columns_fetch(sql, [*number_params, version.id, last, True,
+                                          *where_params, READ_CHUNK], kinds, ordered=True)
+            if columns[0].size:
+                chunks.append(columns)
+                last = int(columns[0][-1])
+            if columns[0].size < READ_CHUNK:
+                break
     if not chunks:
         return (np.empty(0, dtype=np.int64), np.empty((0, k)), np.empty(0),
                 np.empty((0, k, g)))

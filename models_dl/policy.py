@@ -114,14 +114,21 @@ def targeting_select(
     order, expected_profit = chosen[ranked], chosen_profit[ranked]
 
     best_profit = table.profit.max(axis=1) if n_arms else np.zeros(n)
-    cumulative = np.concatenate([[0.0], np.cumsum(np.sort(best_profit)[::-1])])
+    with np.errstate(over="ignore", invalid="ignore"):
+        cumulative = np.concatenate([[0.0], np.cumsum(np.sort(best_profit)[::-1])])
     if not isinstance(curve_points, int | np.integer) or curve_points < 2:
         raise ValueError("curve_points must be an integer >= 2")
     points = np.unique(np.linspace(0, n, min(curve_points, n + 1)).astype(int))
+    with np.errstate(over="ignore", invalid="ignore"):
+        total_cost = float(table.spend[order, arm[order]].sum())
+        total_profit = float(expected_profit.sum())
+    if not (np.isfinite(total_cost) and np.isfinite(total_profit)
+            and np.all(np.isfinite(cumulative[points]))):
+        raise ValueError("the list's total cost or expected profit overflows: "
+                         "value_per_conversion or a cost is too large to represent")
     return TargetingDecision(
         order=order, expected_profit=expected_profit,
-        total_cost=float(table.spend[order, arm[order]].sum()),
-        total_expected_profit=float(expected_profit.sum()),
+        total_cost=total_cost, total_expected_profit=total_profit,
         curve_contacts=points, curve_profit=cumulative[points],
         arm=arm, profit_by_arm=table.profit,
         contacts_by_arm=np.bincount(arm[chosen], minlength=n_arms),
@@ -216,7 +223,10 @@ def _caps(budget, max_contacts, arm_capacity, guardrail_cap, n_arms: int, n_guar
     if guardrail_cap is None:
         guard_cap = np.full(n_guard, np.inf)
     else:
-        guard_cap = np.asarray(guardrail_cap, dtype=np.float64).reshape(-1)
+        try:
+            guard_cap = np.asarray(guardrail_cap, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError, OverflowError):
+            guard_cap = np.full(0, np.nan)  # refused just below
         if guard_cap.shape != (n_guard,) or np.any(np.isnan(guard_cap)) or np.any(guard_cap < 0):
             raise ValueError(f"guardrail_cap must be {n_guard} non-negative numbers "
                              "(one per guardrail_uplift column; inf = no cap)")
@@ -226,8 +236,8 @@ def _caps(budget, max_contacts, arm_capacity, guardrail_cap, n_arms: int, n_guar
 def _finite_array(name: str, values) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be numeric") from error
+    except (TypeError, ValueError, OverflowError) as error:  # a Python int beyond float64
+        raise ValueError(f"{name} must be numeric and representable as a float") from error
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return array
@@ -244,7 +254,10 @@ def _non_negative_number(name: str, value, allow_inf: bool = False) -> float:
 
 
 def _per_arm(name: str, value, n_arms: int, allow_inf: bool = False) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as error:  # a Python int beyond float64
+        raise ValueError(f"{name} must be a number or K numbers") from error
     if array.ndim == 0:
         array = np.full(n_arms, float(array))
     if array.shape != (n_arms,):

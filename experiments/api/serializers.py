@@ -6,8 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api.serializers import BulkRowsField
+from core.bounds import AMOUNT_MAX, WEIGHT_MAX
 from experiments.models import (
-    MONEY_MAX,
     AnalysisResult,
     Arm,
     Assignment,
@@ -21,14 +21,17 @@ from marketing.models import Event
 
 
 class ArmSerializer(serializers.ModelSerializer):
-    weight = serializers.FloatField(min_value=0)
+    # Bounds: core.bounds (an absurd weight would take every customer).
+    weight = serializers.FloatField(
+        min_value=0, max_value=WEIGHT_MAX,
+        help_text=f"Relative share of new customers, 0 to {WEIGHT_MAX:g} (0 closes the arm).")
     # DRF's FloatField lets NaN through its bounds: the model's finite check runs too.
     cost_per_contact = serializers.FloatField(
-        min_value=0, max_value=MONEY_MAX, required=False, allow_null=True, default=None,
+        min_value=0, max_value=AMOUNT_MAX, required=False, allow_null=True, default=None,
         validators=[finite_validator],
         help_text="Cost of one contact in this arm; null: the campaign's cost_per_contact.")
     cost_per_conversion = serializers.FloatField(
-        min_value=0, max_value=MONEY_MAX, required=False, allow_null=True, default=None,
+        min_value=0, max_value=AMOUNT_MAX, required=False, allow_null=True, default=None,
         validators=[finite_validator],
         help_text="Cost paid on every conversion in this arm (e.g. a coupon); null: 0.")
 
@@ -210,7 +213,8 @@ class ConversionInSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Event.Kind.choices, required=False,
                                    help_text="Defaults to the primary metric's event kind.")
     occurred_at = serializers.DateTimeField()
-    value = serializers.FloatField(required=False, default=0.0)
+    value = serializers.FloatField(required=False, default=0.0, min_value=-AMOUNT_MAX,
+                                   max_value=AMOUNT_MAX)
     properties = serializers.DictField(required=False)
     idempotency_key = serializers.CharField(max_length=128, required=False, allow_null=True)
 

@@ -17,6 +17,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from core.api.backpressure import task_queue_limited
 from core.api.errors import RowsRejected
 from core.api.pagination import NewestFirstCursorPagination
 from core.api.schema import bulk_error_responses, error_responses
@@ -431,7 +432,8 @@ class ExperimentAnalyseView(GenericAPIView):
     )
     def post(self, request, key: str):
         experiment = experiment_or_404(key)
-        run = experiment_analyse_request(experiment=experiment)
+        run = task_queue_limited(request,
+                                 lambda: experiment_analyse_request(experiment=experiment))
         return queued(run)
 
 

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from core.api.serializers import BulkRowsField
+from core.bounds import AMOUNT_MAX, COUNT_MAX
 from marketing.models import Campaign, Customer, CustomerAttribute, ErasureRecord, Event, Segment
 from marketing.segment_rules import segment_count_public
 from marketing.services import campaign_harm_clean
@@ -169,7 +170,8 @@ class EventInSerializer(serializers.Serializer):
                                      help_text="The customer's external_id.")
     kind = serializers.ChoiceField(choices=Event.Kind.choices)
     occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a UTC offset.")
-    value = serializers.FloatField(required=False, default=0.0,
+    value = serializers.FloatField(required=False, default=0.0, min_value=-AMOUNT_MAX,
+                                   max_value=AMOUNT_MAX,
                                    help_text="Revenue for purchases; 0 otherwise.")
     properties = serializers.DictField(required=False, help_text="Free-form; wiped on erasure.")
     idempotency_key = serializers.CharField(
@@ -258,12 +260,12 @@ class CampaignInSerializer(serializers.Serializer):
     budget = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0,
                                       required=False, allow_null=True, default=None)
     harm_prices = serializers.DictField(
-        child=serializers.FloatField(min_value=0), required=False, default=dict,
-        help_text="Money one extra guardrail event costs, per event kind, e.g. "
+        child=serializers.FloatField(min_value=0, max_value=AMOUNT_MAX), required=False,
+        default=dict, help_text="Money one extra guardrail event costs, per event kind, e.g. "
                   '{"unsubscribe": 8.0}; targeting subtracts it from expected profit.')
     harm_caps = serializers.DictField(
-        child=serializers.FloatField(min_value=0), required=False, default=dict,
-        help_text="Most extra guardrail events a targeting list may be expected to cause, "
+        child=serializers.FloatField(min_value=0, max_value=COUNT_MAX), required=False,
+        default=dict, help_text="Most extra guardrail events a targeting list may be expected to cause, "
                   'per event kind, e.g. {"unsubscribe": 50}.')
 
     def validate_harm_prices(self, value):

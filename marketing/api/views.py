@@ -13,6 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from core.api.backpressure import task_queue_limited
 from core.api.errors import RowsRejected
 from core.api.schema import bulk_error_responses, error_responses
 from core.api.serializers import TaskRunSerializer
@@ -322,7 +323,8 @@ class SegmentCountView(GenericAPIView):
                                  status_codes=[202])],
     )
     def post(self, request, key: str):
-        run = segment_size_request(segment=get_object_or_404(Segment, key=key))
+        segment = get_object_or_404(Segment, key=key)
+        run = task_queue_limited(request, lambda: segment_size_request(segment=segment))
         return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

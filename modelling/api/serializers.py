@@ -5,6 +5,14 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.bounds import (
+    AMOUNT_MAX,
+    BUDGET_MAX,
+    COUNT_MAX,
+    HYPERPARAMETER_MAX,
+    number_in_range,
+    range_text,
+)
 from marketing.models import Event
 from modelling.followup import follow_up_summary
 from modelling.models import (
@@ -14,6 +22,8 @@ from modelling.models import (
     TargetingFollowUp,
     TargetingList,
 )
+from models_dl import available_estimators
+from models_dl.registry import make_estimator
 
 # --- Model versions ------------------------------------------------------------
 
@@ -110,7 +120,24 @@ class UpliftTrainInSerializer(serializers.Serializer):
         if stray:
             raise serializers.ValidationError(
                 {"estimator_params": [f"not among the estimators: {', '.join(stray)}"]})
+        for name, params in data["estimator_params"].items():
+            hyperparameters_check(params, f"estimator_params.{name}")
+            if name in available_estimators():
+                try:  # __init__ only stores: refuses unknown names before a worker is used
+                    make_estimator(name, **params)
+                except (TypeError, ValueError) as error:
+                    raise serializers.ValidationError(
+                        {f"estimator_params.{name}": [str(error)]}) from None
         return data
+
+
+def hyperparameters_check(params: dict, path: str) -> None:
+    """Every number among the hyperparameters within ±HYPERPARAMETER_MAX (core.bounds)."""
+    for key, value in params.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and \
+                number_in_range(value, -HYPERPARAMETER_MAX, HYPERPARAMETER_MAX) is None:
+            raise serializers.ValidationError({f"{path}.{key}": [
+                f"must be {range_text(-HYPERPARAMETER_MAX, HYPERPARAMETER_MAX)}"]})
 
 
 class ResponseTrainInSerializer(serializers.Serializer):
@@ -120,6 +147,10 @@ class ResponseTrainInSerializer(serializers.Serializer):
                                            help_text="Predict the event within this many days.")
     model_params = serializers.DictField(required=False, default=dict,
                                          help_text="Hyperparameters of the classifier.")
+
+    def validate(self, data):
+        hyperparameters_check(data["model_params"], "model_params")
+        return data
 
 
 class ScoreInSerializer(serializers.Serializer):
@@ -243,28 +274,31 @@ class TargetingListInSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(
         min_value=1, max_value=ID_MAX, required=False, allow_null=True, default=None,
         help_text="Id of an uplift model version of the campaign; default: its champion.")
-    budget = serializers.FloatField(min_value=0, required=False, allow_null=True, default=None,
+    budget = serializers.FloatField(min_value=0, max_value=BUDGET_MAX, required=False,
+                                    allow_null=True, default=None,
                                     help_text="Most to spend on contacts; default: the "
                                               "campaign's budget.")
     max_contacts = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False,
                                             allow_null=True, default=None)
     segment = serializers.SlugField(max_length=64, required=False, allow_null=True,
                                     default=None, help_text="Key of a segment to choose from.")
-    cost_per_contact = serializers.FloatField(min_value=0, required=False, allow_null=True,
-                                              default=None,
+    cost_per_contact = serializers.FloatField(min_value=0, max_value=AMOUNT_MAX, required=False,
+                                              allow_null=True, default=None,
                                               help_text="Default: the campaign's.")
-    value_per_conversion = serializers.FloatField(min_value=0, required=False, allow_null=True,
-                                                  default=None,
+    value_per_conversion = serializers.FloatField(min_value=0, max_value=AMOUNT_MAX,
+                                                  required=False, allow_null=True, default=None,
                                                   help_text="Default: the campaign's.")
     arm_capacity = serializers.DictField(
         child=serializers.IntegerField(min_value=0, max_value=2**31 - 1), required=False,
         allow_null=True, default=None, help_text="Arm name -> most customers in that arm.")
     harm_prices = serializers.DictField(
-        child=serializers.FloatField(min_value=0), required=False, allow_null=True,
+        child=serializers.FloatField(min_value=0, max_value=AMOUNT_MAX), required=False,
+        allow_null=True,
         default=None, help_text="Event kind -> money per extra guardrail event; default: the "
                                 "campaign's.")
     harm_caps = serializers.DictField(
-        child=serializers.FloatField(min_value=0), required=False, allow_null=True,
+        child=serializers.FloatField(min_value=0, max_value=COUNT_MAX), required=False,
+        allow_null=True,
         default=None, help_text="Event kind -> most extra guardrail events the list may be "
                                 "expected to cause; default: the campaign's.")
 
@@ -334,10 +368,13 @@ class TargetingEntrySerializer(serializers.ModelSerializer):
 # --- Targeting follow-ups ----------------------------------------------------------
 
 class FollowUpSharesSerializer(serializers.Serializer):
-    policy = serializers.FloatField(help_text="Share sent as the policy says.")
-    random = serializers.FloatField(help_text="Share sent the same contacts and offer mix "
+    policy = serializers.FloatField(min_value=0, max_value=1,
+                                    help_text="Share sent as the policy says.")
+    random = serializers.FloatField(min_value=0, max_value=1,
+                                    help_text="Share sent the same contacts and offer mix "
                                               "at random.")
-    holdout = serializers.FloatField(help_text="Share never contacted (the control).")
+    holdout = serializers.FloatField(min_value=0, max_value=1,
+                                     help_text="Share never contacted (the control).")
 
 
 class FollowUpInSerializer(serializers.Serializer):

@@ -19,6 +19,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from core.api.backpressure import task_queue_limited
 from core.api.pagination import IdCursorPagination, NewestFirstCursorPagination
 from core.api.schema import error_responses
 from core.api.serializers import TaskRunSerializer
@@ -168,7 +169,8 @@ class ExperimentTrainView(GenericAPIView):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         experiment = experiment_or_404(key)
-        run = uplift_model_train_request(experiment=experiment, **body.validated_data)
+        run = task_queue_limited(request, lambda: uplift_model_train_request(
+            experiment=experiment, **body.validated_data))
         return queued(run)
 
 
@@ -195,7 +197,8 @@ class CampaignTrainResponseView(GenericAPIView):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         campaign = get_object_or_404(Campaign, key=key)
-        run = response_model_train_request(campaign=campaign, **body.validated_data)
+        run = task_queue_limited(request, lambda: response_model_train_request(
+            campaign=campaign, **body.validated_data))
         return queued(run)
 
 
@@ -221,7 +224,8 @@ class ModelVersionScoreView(GenericAPIView):
         body.is_valid(raise_exception=True)
         version = model_version_or_404(id)
         segment = segment_or_invalid(body.validated_data["segment"])
-        run = customers_score_request(model_version=version, segment=segment)
+        run = task_queue_limited(request, lambda: customers_score_request(
+            model_version=version, segment=segment))
         return queued(run)
 
 

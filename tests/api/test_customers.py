@@ -83,7 +83,7 @@ def test_bulk_is_all_or_nothing_and_lists_every_bad_row(api):
     assert response.status_code == 400
     errors = rows_of(response)
     assert set(errors) == {1, 2, 3, 4, 5}
-    assert errors[1] == {"attributes.age": ["must be a finite number"]}
+    assert errors[1] == {"attributes.age": ["must be a number from -1e+09 to 1e+09"]}
     assert errors[2] == {"external_id": ["repeated within this request"]}
     assert "email" in errors[4]
     assert "5 of 6 items were rejected" in response.json()["error"]["message"]

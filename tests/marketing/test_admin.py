@@ -22,7 +22,7 @@ def test_a_customer_added_in_the_admin_is_checked_like_the_api(admin_client):
     html = response.content.decode()
     assert response.status_code == 200
     assert "channel: must be one of [&#x27;web&#x27;, &#x27;phone&#x27;, &#x27;store&#x27;]" in html
-    assert "age: must be a finite number" in html
+    assert "age: must be a number from -1e+09 to 1e+09" in html
     assert Customer.objects.count() == 0
     response = admin_client.post(url, _form(attributes='{"channel": "web", "age": 41}',
                                             marketing_consent="on"))

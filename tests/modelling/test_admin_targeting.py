@@ -147,7 +147,7 @@ def test_the_request_refuses_a_bad_per_arm_cost_naming_the_field_and_queues_noth
     campaign, version, _ = _world(20)
     before = TaskRun.objects.count()
     for field, value, words in [
-            ("cost_per_contact_by_arm", {"email": -1.0}, "must be non-negative numbers"),
+            ("cost_per_contact_by_arm", {"email": -1.0}, "email: must be a number from 0 to 1e+09"),
             ("cost_per_conversion_by_arm", {"sms": 1.0}, "unknown arm 'sms'")]:
         with pytest.raises(ValidationError) as refused:
             targeting_list_request(campaign=campaign, model_version=version, **{field: value})

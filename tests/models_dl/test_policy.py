@@ -38,3 +38,27 @@ def test_bad_inputs_are_refused():
         targeting_select(np.zeros(3), cost_per_contact=-1, value_per_conversion=1)
     with pytest.raises(ValueError):
         targeting_select(np.zeros(3), cost_per_contact=1, value_per_conversion=1, budget=-5)
+
+
+@pytest.mark.parametrize("arguments", [
+    {"budget": 1e308, "cost_per_contact": 1e-308},
+    {"budget": 1e-308, "cost_per_contact": 1e9, "value_per_conversion": 1e9},
+    {"arm_capacity": [10**400, 1]},
+    {"max_contacts": 10**400},
+    {"guardrail_cap": [10**400]},
+    {"cost_per_contact": [10**400, 1]},
+    {"value_per_conversion": 10**400},
+    {"value_per_conversion": 1.7e308, "cost_per_contact": 0.0},
+])
+def test_extreme_inputs_give_a_choice_or_a_value_error_never_an_overflow(arguments):
+    rng = np.random.default_rng(0)
+    uplift = rng.normal(0.02, 0.05, (500, 2))
+    guard = rng.normal(0.0, 0.01, (500, 2, 1))
+    kwargs = {"value_per_conversion": 45.0, "cost_per_contact": 0.05,
+              "guardrail_uplift": guard, "guardrail_price": np.array([1.0]), **arguments}
+    try:
+        decision = targeting_select(uplift, **kwargs)
+    except ValueError as error:
+        assert str(error)  # a message naming what is wrong
+        return
+    assert np.isfinite(decision.total_cost) and np.isfinite(decision.total_expected_profit)
