@@ -67,6 +67,7 @@ def postgres():
         missing("session settings are PostgreSQL's")
 
 
+@pytest.mark.postgres
 def test_large_aggregates_turns_jit_off_and_bounds_statements(postgres, settings):
     settings.ANALYTICS_STATEMENT_TIMEOUT = "7min"
     with large_aggregates(), connection.cursor() as cursor:
@@ -74,6 +75,7 @@ def test_large_aggregates_turns_jit_off_and_bounds_statements(postgres, settings
         assert cursor.fetchone() == ("off", "7min")
 
 
+@pytest.mark.postgres
 def test_a_segment_count_that_runs_too_long_is_stopped(postgres, settings, monkeypatch):
     settings.ANALYTICS_STATEMENT_TIMEOUT = "50ms"
     customer_make()
