@@ -22,10 +22,12 @@ from experiments.models import Experiment
 from experiments.tasks import experiment_analyse_task
 from marketing.models import Campaign, Event, Segment
 from marketing.tasks import segment_size
+from modelling.behaviour_training import CHURN_CANDIDATES
 from modelling.economics import economics_build
 from modelling.models import ModelVersion
 from modelling.scoring import score_plan
 from modelling.tasks import (
+    behaviour_model_train_task,
     customers_score_task,
     response_model_train_task,
     targeting_list_build_task,
@@ -97,6 +99,34 @@ def response_model_train_request(
         name="response_model_train", task=response_model_train_task,
         params={"campaign_id": campaign.id, "event_kind": event_kind,
                 "window_days": window_days, "model_params": model_params or {}})
+
+
+@transaction.atomic
+def behaviour_model_train_request(
+    *, campaign: Campaign, target: str, as_of=None, horizon_days: int = 90,
+    candidates: Sequence[str] = CHURN_CANDIDATES, model_params: dict | None = None,
+) -> TaskRun:
+    """Queue training of churn-risk candidates or the expected-revenue model, then scoring.
+
+    ``target``: "churn" (no purchase in the next ``horizon_days``) or
+    "value" (revenue in them); ``as_of`` (default now) is the end of the
+    held-out later period (modelling.behaviour_training).
+    """
+    if target not in ("churn", "value"):
+        raise ValidationError({"target": "choose 'churn' or 'value'"})
+    if not 7 <= horizon_days <= 365:
+        raise ValidationError({"horizon_days": "must be between 7 and 365"})
+    unknown = [c for c in candidates if c not in CHURN_CANDIDATES]
+    if unknown or not candidates:
+        raise ValidationError({"candidates": f"choose from {list(CHURN_CANDIDATES)}"})
+    if model_params is not None and not isinstance(model_params, dict):
+        raise ValidationError({"model_params": "must be an object of candidate -> parameters"})
+    as_of = as_of or timezone.now()
+    return task_run_queue(
+        name="behaviour_model_train", task=behaviour_model_train_task,
+        params={"campaign_id": campaign.id, "target": target, "as_of": as_of.isoformat(),
+                "horizon_days": horizon_days, "candidates": list(candidates),
+                "model_params": model_params or {}})
 
 
 @transaction.atomic

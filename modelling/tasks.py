@@ -21,7 +21,9 @@ from core.task_runs import (
 )
 from experiments.models import Experiment
 from marketing.models import Campaign, Segment
+from modelling.behaviour_training import churn_models_train, value_model_train
 from modelling.models import ModelVersion
+from modelling.registry import champion
 from modelling.response_training import response_model_train
 from modelling.scoring import ChunkPlan, behaviour_snapshots_refresh, score_chunk, score_plan
 from modelling.targeting import targeting_list_create
@@ -142,3 +144,42 @@ def targeting_list_build_task(run_id: int) -> None:
             run.result = {"targeting_list_id": target.id, "size": target.size}
     except ValidationError:
         return  # task_run_tracking has recorded it on the run
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def behaviour_model_train_task(run_id: int) -> None:
+    """Train churn candidates or the value model as of a cutoff, then score with the champion.
+
+    Scoring runs here, chunk by chunk, so that every customer has the
+    champion's churn risk or expected revenue (and marketing's published
+    copy) when the run succeeds.
+    """
+    with task_run_tracking(run_id) as run:
+        if run is None:
+            return
+        params = run.params
+        campaign = Campaign.objects.get(id=params["campaign_id"])
+        as_of = datetime.fromisoformat(params["as_of"])
+        progress = lambda f, step: task_run_progress(run_id, 0.8 * f, step)  # noqa: E731
+        if params["target"] == "churn":
+            versions = churn_models_train(
+                campaign=campaign, as_of=as_of, horizon_days=params["horizon_days"],
+                candidates=tuple(params["candidates"]), params=params.get("model_params"),
+                task_run=run, progress=progress)
+            kind = ModelVersion.Kind.CHURN
+        else:
+            versions = [value_model_train(
+                campaign=campaign, as_of=as_of, horizon_days=params["horizon_days"],
+                params=params.get("model_params", {}).get("hurdle_lightgbm"), task_run=run,
+                progress=progress)]
+            kind = ModelVersion.Kind.VALUE
+        best = champion(campaign.id, kind)
+        scored = 0
+        if best is not None:
+            task_run_progress(run_id, 0.85, f"scoring every customer with version {best.id}")
+            scored = sum(score_chunk(version=best, chunk=chunk, cutoff=as_of)
+                         for chunk in score_plan(chunk_size=params.get("chunk_size", 50_000)))
+        run.result = {"model_version_ids": [v.id for v in versions],
+                      "champion_id": best.id if best else None, "customers_scored": scored,
+                      "comparison": next((v.metrics.get("comparison") for v in versions
+                                          if v.metrics.get("comparison")), None)}
