@@ -22,10 +22,11 @@ from core.task_runs import (
 from experiments.models import Experiment
 from marketing.models import Campaign, Segment
 from modelling.behaviour_training import churn_models_train, value_model_train
-from modelling.models import ModelVersion
+from modelling.models import ModelVersion, SegmentationRun
 from modelling.registry import champion
 from modelling.response_training import response_model_train
 from modelling.scoring import ChunkPlan, behaviour_snapshots_refresh, score_chunk, score_plan
+from modelling.segmentation import cluster_memberships_extend, segmentation_run_execute
 from modelling.targeting import targeting_list_create
 from modelling.training import uplift_model_train
 
@@ -183,3 +184,27 @@ def behaviour_model_train_task(run_id: int) -> None:
                       "champion_id": best.id if best else None, "customers_scored": scored,
                       "comparison": next((v.metrics.get("comparison") for v in versions
                                           if v.metrics.get("comparison")), None)}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def segmentation_run_task(run_id: int) -> None:
+    """Embed, cluster and profile the customers of the segmentation run in the params."""
+    with task_run_tracking(run_id) as run:
+        if run is None:
+            return
+        segmentation = SegmentationRun.objects.get(id=run.params["segmentation_run_id"])
+        segmentation = segmentation_run_execute(
+            segmentation, params=run.params.get("model_params"),
+            progress=lambda f, step: task_run_progress(run_id, f, step))
+        run.result = {"segmentation_run_id": segmentation.id, "k": segmentation.k,
+                      "embedding": segmentation.embedding, "customers": segmentation.customers}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def cluster_memberships_extend_task(run_id: int) -> None:
+    """Place customers a saved segmentation never saw at its nearest centre."""
+    with task_run_tracking(run_id) as run:
+        if run is None:
+            return
+        segmentation = SegmentationRun.objects.get(id=run.params["segmentation_run_id"])
+        run.result = {"customers_added": cluster_memberships_extend(segmentation)}
