@@ -1,0 +1,80 @@
+"""The segmentation run's admin page: map, profiles, and Save as segment by role."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from core.groups import ANALYST, CAMPAIGN_MANAGER
+from core.templatetags.humanize_extra import pp
+from marketing.models import Campaign, ClusterMembership, Segment
+from modelling.models import SegmentationRun, SegmentCluster
+from tests.factories import customer_make
+
+pytestmark = pytest.mark.django_db
+AT = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def _login(group: str) -> Client:
+    user = get_user_model().objects.create_user(group.replace(" ", ""), password="x",
+                                                is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def run():
+    campaign = Campaign.objects.create(key="winter", name="Winter", channel="email",
+                                       cost_per_contact="0.1", value_per_conversion="30")
+    run = SegmentationRun.objects.create(
+        campaign=campaign, cutoff=AT, status="ready", k=2, k_min=2, k_max=4,
+        embedding="autoencoder", customers=4, k_scores={"2": 0.41, "3": 0.3},
+        comparison={"criterion": "silhouette", "chosen": "autoencoder", "candidates": {
+            "autoencoder": {"k": 2, "silhouette": 0.41},
+            "sequence": {"k": 3, "silhouette": 0.33}}},
+        map_points={"x": [0.1, 0.2, -1.0, -1.1], "y": [1, 1.1, 0, 0.2], "cluster": [0, 0, 1, 1]})
+    for index in (0, 1):
+        SegmentCluster.objects.create(run=run, index=index, size=2, profile={
+            "index": index, "size": 2, "share": 0.5, "conversion_90d": 0.25,
+            "revenue_90d": 12.0, "churn_risk": 0.61,
+            "distinguishing": [{"feature": "visits_30d", "cluster": 4.0 + index, "rest": 1.0,
+                                "difference": 1.7}],
+            "arms": [{"arm": "control", "n": 1, "rate": 0.0, "effect": None, "low": None,
+                      "high": None},
+                     {"arm": "email", "n": 1, "rate": 1.0, "effect": 1.0, "low": 0.2,
+                      "high": 1.8}]})
+    for i in range(4):
+        ClusterMembership.objects.create(run_id=run.id, customer=customer_make(),
+                                         cluster=i // 2, assigned_at=AT)
+    return run
+
+
+def test_the_page_shows_the_map_comparison_profiles_and_the_save_form(run):
+    html = _login(CAMPAIGN_MANAGER).get(
+        f"/admin/modelling/segmentationrun/{run.id}/change/").content.decode()
+    assert 'id="embedding-comparison"' in html and "autoencoder <strong>(chosen)" in html
+    assert "Customers by cluster" in html  # the plotly map
+    assert "visits_30d" in html and "churn risk 61.0%" in html
+    assert f"{pp(1.0)} ({pp(0.2)} to {pp(1.8)})" in html  # the email arm's effect, interval
+    assert html.count('value="Save as segment"') == 2
+
+
+def test_a_manager_saves_a_cluster_and_an_analyst_may_not(run):
+    url = f"/admin/modelling/segmentationrun/{run.id}/clusters/1/save/"
+    assert _login(ANALYST).post(url, {"key": "heavy", "name": "Heavy"}).status_code == 403
+    manager = _login(CAMPAIGN_MANAGER)
+    response = manager.post(url, {"key": "heavy", "name": "Heavy visitors"})
+    assert response.status_code == 302
+    segment = Segment.objects.get(key="heavy")
+    assert segment.rule == {"cluster": {"run": run.id, "index": 1}}
+    assert SegmentCluster.objects.get(run=run, index=1).segment == segment
+    html = manager.get(f"/admin/modelling/segmentationrun/{run.id}/change/").content.decode()
+    assert "Heavy visitors (segment <code>heavy</code>)" in html
+    assert html.count('value="Save as segment"') == 1
+    again = manager.post(url, {"key": "heavy2", "name": "Again"}, follow=True)
+    assert "already saved" in again.content.decode()
+    assert not Segment.objects.filter(key="heavy2").exists()
