@@ -219,6 +219,7 @@ def churn_models_train(
             version.save(update_fields=["metrics"])
     for version in versions:
         champion_consider(version)
+    for version in versions:  # a later candidate may have taken the title from an earlier one
         version.refresh_from_db()
     report(1.0, "done")
     return versions
