@@ -78,3 +78,23 @@ def test_a_manager_saves_a_cluster_and_an_analyst_may_not(run):
     again = manager.post(url, {"key": "heavy2", "name": "Again"}, follow=True)
     assert "already saved" in again.content.decode()
     assert not Segment.objects.filter(key="heavy2").exists()
+
+
+def test_a_churn_versions_page_shows_the_side_by_side_comparison():
+    from modelling.models import ModelVersion
+
+    campaign = Campaign.objects.create(key="spring", name="Spring", channel="email",
+                                       cost_per_contact="0.1", value_per_conversion="30")
+    comparison = {"candidates": {"lightgbm": {"auc": 0.861, "log_loss": 0.57, "ece": 0.11},
+                                 "sequence_gru": {"auc": 0.87, "log_loss": 0.45, "ece": 0.06}},
+                  "winner": "sequence_gru", "auc_margin": 0.009,
+                  "note": "sequence_gru has the best held-out AUC (0.870), 0.009 above lightgbm"}
+    version = ModelVersion.objects.create(
+        campaign=campaign, kind="churn", estimator="sequence_gru", target_metric="churn",
+        status="ready", metrics={"auc": 0.87, "base_rate": 0.5, "horizon_days": 90,
+                                 "train_cutoff": "2026-04-01", "test_cutoff": "2026-07-01",
+                                 "comparison": comparison})
+    html = _login(ANALYST).get(
+        f"/admin/modelling/modelversion/{version.id}/change/").content.decode()
+    assert 'id="churn-comparison"' in html and "0.009 above lightgbm" in html
+    assert "sequence_gru <strong>(best)</strong>" in html and "No held-out metrics" not in html
