@@ -14,14 +14,29 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from core.admin_actions import TaskActionsMixin
 from core.admin_readonly import SnapshotAdmin
 from core.audit import audit_record
 from core.plots import cluster_map
-from marketing.models import Segment
+from experiments.models import Experiment
+from jobs.requests import segmentation_run_request
+from marketing.models import Campaign, Segment
 from modelling.models import SegmentationRun, SegmentCluster
 from modelling.segmentation import privacy_min_cell, segment_cluster_save
+
+
+class SegmentationStartForm(forms.Form):
+    campaign = forms.ModelChoiceField(Campaign.objects.all())
+    experiment = forms.ModelChoiceField(
+        Experiment.objects.all(), required=False,
+        help_text="For per-arm effects in the cluster profiles (an experiment of the campaign).")
+    k_min = forms.IntegerField(min_value=2, max_value=20, initial=3,
+                               help_text="Fewest clusters to consider.")
+    k_max = forms.IntegerField(min_value=2, max_value=20, initial=8,
+                               help_text="Most clusters to consider; k is the best silhouette.")
 
 
 class ClusterSaveForm(forms.Form):
@@ -45,7 +60,7 @@ def profile_display(profile: dict) -> dict:
 
 
 @admin.register(SegmentationRun)
-class SegmentationRunAdmin(SnapshotAdmin):
+class SegmentationRunAdmin(TaskActionsMixin, SnapshotAdmin):
     list_display = ["id", "campaign", "experiment", "status", "embedding", "k", "customers",
                     "cutoff", "created_at"]
     list_filter = ["status", "campaign"]
@@ -57,7 +72,32 @@ class SegmentationRunAdmin(SnapshotAdmin):
         view = self.admin_site.admin_view
         return [path("<int:pk>/clusters/<int:index>/save/", view(self.save_cluster_view),
                      name="modelling_segmentationrun_save_cluster"),
+                path("start/", view(self.start_view), name="modelling_segmentationrun_start"),
                 *super().get_urls()]
+
+    def start_view(self, request):
+        """GET: the form (campaign, experiment, the range of k); POST queues the run."""
+        if not self.has_run_tasks_permission(request):
+            raise PermissionDenied
+        form = SegmentationStartForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                run = segmentation_run_request(**form.cleaned_data)
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                segmentation = SegmentationRun.objects.get(task_run=run)
+                messages.success(request, "Segmentation queued; this page shows it when done.")
+                return redirect(reverse("admin:modelling_segmentationrun_change",
+                                        args=[segmentation.id]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": "Learn behavioural segments", "form": form}
+        return TemplateResponse(request, "admin/modelling/segmentationrun/start.html", context)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {
+            **(extra_context or {}), "can_start": self.has_run_tasks_permission(request)})
 
     def _can_save(self, request) -> bool:
         return request.user.has_perm("marketing.add_segment")

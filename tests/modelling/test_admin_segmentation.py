@@ -98,3 +98,21 @@ def test_a_churn_versions_page_shows_the_side_by_side_comparison():
         f"/admin/modelling/modelversion/{version.id}/change/").content.decode()
     assert 'id="churn-comparison"' in html and "0.009 above lightgbm" in html
     assert "sequence_gru <strong>(best)</strong>" in html and "No held-out metrics" not in html
+
+
+def test_a_manager_starts_a_run_with_a_range_of_k_and_an_analyst_may_not(
+        django_capture_on_commit_callbacks):
+    campaign = Campaign.objects.create(key="autumn", name="Autumn", channel="email",
+                                       cost_per_contact="0.1", value_per_conversion="30")
+    assert _login(ANALYST).get("/admin/modelling/segmentationrun/start/").status_code == 403
+    manager = _login(CAMPAIGN_MANAGER)
+    assert "Learn segments" in manager.get("/admin/modelling/segmentationrun/").content.decode()
+    bad = manager.post("/admin/modelling/segmentationrun/start/",
+                       {"campaign": campaign.id, "k_min": 6, "k_max": 3})
+    assert bad.status_code == 200 and "the cluster range must satisfy" in bad.content.decode()
+    assert not SegmentationRun.objects.filter(campaign=campaign).exists()
+    response = manager.post("/admin/modelling/segmentationrun/start/",
+                            {"campaign": campaign.id, "k_min": 3, "k_max": 6})
+    run = SegmentationRun.objects.get(campaign=campaign)
+    assert response.status_code == 302 and response["Location"].endswith(f"/{run.id}/change/")
+    assert (run.k_min, run.k_max, run.status) == (3, 6, "running")
