@@ -8,14 +8,20 @@
    over the point-in-time features) and ``sequence`` (the final hidden
    state of an EventSequenceClassifier trained on the preceding period to
    predict churn);
-3. the measured comparison that picks one: when the horizon after the
-   cutoff has passed, a 3-fold cross-validated logistic-regression probe
-   predicting churn in the next ``HORIZON_DAYS`` from each embedding (the
-   embedding that carries more about future behaviour wins, by AUC);
-   otherwise the better silhouette of its own clustering;
-4. k-means on the standardised embedding for every k in the manager's
+3. k-means on each standardised embedding for every k in the manager's
    range [k_min, k_max]; k is the one with the best silhouette (computed
    on at most ``SILHOUETTE_SAMPLE`` customers);
+4. the measured comparison that picks the embedding: the silhouette of
+   each embedding's clustering measured in one common space, the
+   standardised point-in-time features (``common_silhouette``), so that
+   the clusters are judged by how well they separate customers' actual
+   behaviour, not by the geometry of the space that made them. Reported
+   beside it, for information: each clustering's own silhouette and, when
+   the horizon after the cutoff has passed, a 3-fold cross-validated
+   logistic-regression probe predicting churn from the embedding (not the
+   criterion: the sequence model is trained on churn, so it wins that
+   probe by construction, while its clusters track churn rather than
+   behavioural types; benchmarks/RESULTS.md);
 5. memberships (marketing.ClusterMembership), cluster profiles, and a
    2-D map (PCA of the embedding) of a sample of customers.
 
@@ -60,6 +66,7 @@ from modelling.behaviour_training import (
 from modelling.models import CustomerScore, ModelVersion, SegmentationRun, SegmentCluster
 from modelling.registry import artifact_checksum, champion
 from models_dl.embedding import TabularAutoencoder, nearest_centre
+from models_dl.preprocessing import TabularPreprocessor
 from models_dl.sequence import EventSequenceClassifier
 
 EMBEDDINGS = ("autoencoder", "sequence")
@@ -177,6 +184,9 @@ def _execute(run: SegmentationRun, params: dict, embeddings: tuple[str, ...], se
         churned = (purchases_in(ids, run.cutoff, horizon_end) == 0).astype(int)
         if churned.min() == churned.max():
             churned = None
+    rng = np.random.default_rng(seed)
+    common_sample = rng.choice(ids.size, min(SILHOUETTE_SAMPLE, ids.size), replace=False)
+    common, _, _ = _standardise(TabularPreprocessor().fit_transform(frame))
     candidates, models = {}, {}
     for position, name in enumerate(embeddings):
         report(0.1 + 0.4 * position / len(embeddings), f"learning the {name} embedding")
@@ -189,12 +199,15 @@ def _execute(run: SegmentationRun, params: dict, embeddings: tuple[str, ...], se
             embedding = model.embed(seqs)
         points, mean, std = _standardise(embedding)
         k, k_scores, fit = _best_k(points, run.k_min, run.k_max, seed)
-        entry = {"k": k, "silhouette": k_scores[k], "k_scores": k_scores}
+        labels = fit.labels_[common_sample]
+        entry = {"k": k, "silhouette": k_scores[k], "k_scores": k_scores,
+                 "common_silhouette": float(silhouette_score(common[common_sample], labels))
+                 if np.unique(labels).size > 1 else -1.0}
         if churned is not None:
             entry["churn_probe_auc"] = _probe_auc(points, churned, seed)
         candidates[name] = entry
         models[name] = (model, points, mean, std, fit)
-    criterion = "churn_probe_auc" if churned is not None else "silhouette"
+    criterion = "common_silhouette"
     chosen = max(candidates, key=lambda n: candidates[n][criterion])
     model, points, mean, std, fit = models[chosen]
     comparison = {"candidates": {n: {k: v for k, v in c.items() if k != "k_scores"}

@@ -127,8 +127,9 @@ RUN_EXAMPLE = {
     "cutoff": "2026-06-01T00:00:00Z", "status": "ready", "status_reason": "", "k_min": 3,
     "k_max": 8, "k": 5, "k_scores": {"3": 0.21, "4": 0.24, "5": 0.27},
     "embedding": "autoencoder",
-    "comparison": {"criterion": "churn_probe_auc", "chosen": "autoencoder",
+    "comparison": {"criterion": "common_silhouette", "chosen": "autoencoder",
                    "candidates": {"autoencoder": {"k": 5, "silhouette": 0.27,
+                                                  "common_silhouette": 0.17,
                                                   "churn_probe_auc": 0.81}}},
     "customers": 20000, "created_at": "2026-06-16T03:00:00Z",
     "clusters": [{"index": 0, "size": 4120, "segment": None, "profile": {
@@ -205,8 +206,8 @@ class CampaignSegmentationView(GenericAPIView):
 
     @extend_schema(
         tags=["segments"], summary="Learn behavioural segments in the background",
-        description="Embeds customers (autoencoder or sequence model, picked by a measured "
-                    "comparison), clusters them with k chosen by silhouette in [k_min, k_max] "
+        description="Embeds customers (autoencoder or sequence model, picked by the "
+                    "silhouette of their clusters on the standardised features), clusters them with k chosen by silhouette in [k_min, k_max] "
                     "and profiles each cluster.",
         parameters=[CAMPAIGN_KEY], request=SegmentationInSerializer,
         responses={202: TaskRunSerializer, **error_responses(400, 404)},

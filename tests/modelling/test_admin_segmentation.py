@@ -34,7 +34,7 @@ def run():
         campaign=campaign, cutoff=AT, status="ready", k=2, k_min=2, k_max=4,
         embedding="autoencoder", customers=4, k_scores={"2": 0.41, "3": 0.3},
         comparison={"criterion": "silhouette", "chosen": "autoencoder", "candidates": {
-            "autoencoder": {"k": 2, "silhouette": 0.41},
+            "autoencoder": {"k": 2, "silhouette": 0.41, "common_silhouette": 0.2},
             "sequence": {"k": 3, "silhouette": 0.33}}},
         map_points={"x": [0.1, 0.2, -1.0, -1.1], "y": [1, 1.1, 0, 0.2], "cluster": [0, 0, 1, 1]})
     for index in (0, 1):
