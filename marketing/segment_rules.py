@@ -101,6 +101,10 @@ def _validate(rule: object, path: str, attributes: dict[str, CustomerAttribute])
                 or not all(isinstance(cluster[k], int) and not isinstance(cluster[k], bool)
                            and cluster[k] >= 0 for k in ("run", "index"))):
             raise _fail(f"{path}.cluster", "takes {\"run\": <run id>, \"index\": <cluster index>}")
+        if not ClusterMembership.objects.filter(run_id=cluster["run"],
+                                                cluster=cluster["index"]).exists():
+            raise _fail(f"{path}.cluster", f"segmentation run {cluster['run']} has no cluster "
+                                           f"{cluster['index']} with members")
         return
     if ("attr" in rule) == ("metric" in rule):
         raise _fail(path, "a leaf needs exactly one of 'attr', 'metric' or 'consent'")

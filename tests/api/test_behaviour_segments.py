@@ -98,3 +98,14 @@ def test_a_customers_export_holds_their_scores_and_clusters(api, scored):
     assert {(r.get("score"), r.get("value")) for r in section if "score" in r} == {
         ("churn_risk", 0.4), ("expected_revenue_90d", 20.0)}
     assert [(r["segmentation_run"], r["cluster"]) for r in section if "cluster" in r] == [(41, 3)]
+
+
+def test_a_cluster_rule_names_a_cluster_that_exists(api):
+    from django.core.exceptions import ValidationError
+
+    from marketing.segment_rules import segment_rule_validate
+
+    with pytest.raises(ValidationError, match="has no cluster 2"):
+        segment_rule_validate({"cluster": {"run": 99, "index": 2}})
+    with pytest.raises(ValidationError, match="rule.cluster"):
+        segment_rule_validate({"cluster": {"run": "x", "index": 2}})
