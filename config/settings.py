@@ -172,6 +172,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "modelling.tasks.behaviour_snapshots_refresh_task",
         "schedule": crontab(hour=SNAPSHOT_REFRESH_HOUR, minute=0),
     },
+    # Customers a saved learned segment never saw join it by its nearest centre.
+    "saved-clusters-extend": {
+        "task": "modelling.tasks.saved_cluster_memberships_extend_task",
+        "schedule": crontab(hour=SNAPSHOT_REFRESH_HOUR, minute=30),
+    },
 }
 
 # --- Logging -------------------------------------------------------------

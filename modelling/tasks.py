@@ -22,7 +22,7 @@ from core.task_runs import (
 from experiments.models import Experiment
 from marketing.models import Campaign, Segment
 from modelling.behaviour_training import churn_models_train, value_model_train
-from modelling.models import ModelVersion, SegmentationRun
+from modelling.models import ModelVersion, SegmentationRun, SegmentCluster
 from modelling.registry import champion
 from modelling.response_training import response_model_train
 from modelling.scoring import ChunkPlan, behaviour_snapshots_refresh, score_chunk, score_plan
@@ -208,3 +208,17 @@ def cluster_memberships_extend_task(run_id: int) -> None:
             return
         segmentation = SegmentationRun.objects.get(id=run.params["segmentation_run_id"])
         run.result = {"customers_added": cluster_memberships_extend(segmentation)}
+
+
+@shared_task
+def saved_cluster_memberships_extend_task() -> None:
+    """What beat sends daily: new customers join every saved cluster by its nearest centre."""
+    run = TaskRun.objects.create(name="saved_cluster_memberships_extend", params={})
+    with task_run_tracking(run.id) as claimed:
+        if claimed is None:
+            return
+        runs = SegmentationRun.objects.filter(
+            status=SegmentationRun.Status.READY,
+            id__in=SegmentCluster.objects.filter(segment__isnull=False).values("run_id"))
+        claimed.result = {"customers_added": {str(r.id): cluster_memberships_extend(r)
+                                              for r in runs}}

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from core.models import TaskRun
 from experiments.analysis import experiment_analyse
 from experiments.assignment import assign_segment
 from experiments.demo_behaviour import behaviour_demo_seed
@@ -19,6 +20,7 @@ from modelling.segmentation import (
     segmentation_run_create,
     segmentation_run_execute,
 )
+from modelling.tasks import saved_cluster_memberships_extend_task
 
 pytestmark = pytest.mark.django_db
 ANCHOR = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -74,8 +76,11 @@ def test_a_saved_cluster_is_a_segment_for_eligibility_and_breakdowns(run):
         segment_cluster_save(cluster=cluster, key="again", name="Again")
 
     # customers the run never saw join by the nearest saved centre
-    added = cluster_memberships_extend(run, at=ANCHOR)
-    assert added == Customer.objects.count() - run.customers > 0
+    saved_cluster_memberships_extend_task()  # what beat sends daily
+    result = TaskRun.objects.get(name="saved_cluster_memberships_extend").result
+    assert result["customers_added"] == {str(run.id): Customer.objects.count() - run.customers}
+    assert Customer.objects.count() > run.customers
+    assert cluster_memberships_extend(run, at=ANCHOR) == 0  # everyone placed already
     assert ClusterMembership.objects.filter(run_id=run.id).count() == Customer.objects.count()
 
     # eligibility: only the segment's members are assigned
