@@ -246,6 +246,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "marketing.tasks.events_retention_purge_task",
         "schedule": crontab(hour=3, minute=30),
     },
+    # Customers a saved learned segment never saw join it by its nearest centre.
+    "saved-clusters-extend": {
+        "task": "modelling.tasks.saved_cluster_memberships_extend_task",
+        "schedule": crontab(hour=SNAPSHOT_REFRESH_HOUR, minute=30),
+    },
 }
 
 # --- Logging -------------------------------------------------------------

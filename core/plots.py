@@ -193,3 +193,20 @@ def interval_bars(
                             **ax.layout),
                      showlegend=False)
     return _to_dict(go.Figure([trace], layout))
+
+
+def cluster_map(*, x: Sequence, y: Sequence, cluster: Sequence[int], names: dict | None = None,
+                x_title: str = "first component", y_title: str = "second component",
+                height: int = 460) -> dict:
+    """A scatter of points coloured by cluster (one trace each, so the legend names them)."""
+    names = names or {}
+    traces = []
+    for k in sorted(set(int(c) for c in cluster)):
+        keep = [i for i, c in enumerate(cluster) if int(c) == k]
+        traces.append(go.Scattergl(
+            x=_clean([x[i] for i in keep]), y=_clean([y[i] for i in keep]), mode="markers",
+            name=str(names.get(k, f"cluster {k}")), marker=dict(size=5, opacity=0.65),
+            hovertemplate=f"{names.get(k, f'cluster {k}')}<extra></extra>"))
+    layout = _layout(height=height, x=dict(title=dict(text=x_title), tickformat=",.2~f"),
+                     y=dict(title=dict(text=y_title), tickformat=",.2~f"), showlegend=True)
+    return _to_dict(go.Figure(traces, layout))

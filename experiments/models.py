@@ -233,6 +233,20 @@ class TrueEffect(models.Model):
         return f"true effect of {self.arm_id} on {self.customer_id}"
 
 
+class TrueBehaviourType(models.Model):
+    """A simulated customer's latent behavioural type (demo data only, like TrueEffect).
+
+    Written by experiments.demo_behaviour; lets learned segments be scored
+    against the truth (adjusted Rand index).
+    """
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="+")
+    behaviour_type = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.behaviour_type}"
+
+
 class AnalysisResult(models.Model):
     """One snapshot of an experiment's analysis; the history plots effects over time."""
 

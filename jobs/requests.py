@@ -22,12 +22,17 @@ from experiments.models import Experiment
 from experiments.tasks import experiment_analyse_task
 from marketing.models import Campaign, Event, Segment
 from marketing.tasks import segment_size
+from modelling.behaviour_training import CHURN_CANDIDATES
 from modelling.economics import economics_build
-from modelling.models import ModelVersion
+from modelling.models import ModelVersion, SegmentationRun
 from modelling.scoring import score_plan
+from modelling.segmentation import segmentation_run_create
 from modelling.tasks import (
+    behaviour_model_train_task,
+    cluster_memberships_extend_task,
     customers_score_task,
     response_model_train_task,
+    segmentation_run_task,
     targeting_list_build_task,
     uplift_model_train_task,
 )
@@ -97,6 +102,66 @@ def response_model_train_request(
         name="response_model_train", task=response_model_train_task,
         params={"campaign_id": campaign.id, "event_kind": event_kind,
                 "window_days": window_days, "model_params": model_params or {}})
+
+
+@transaction.atomic
+def behaviour_model_train_request(
+    *, campaign: Campaign, target: str, as_of=None, horizon_days: int = 90,
+    candidates: Sequence[str] = CHURN_CANDIDATES, model_params: dict | None = None,
+) -> TaskRun:
+    """Queue training of churn-risk candidates or the expected-revenue model, then scoring.
+
+    ``target``: "churn" (no purchase in the next ``horizon_days``) or
+    "value" (revenue in them); ``as_of`` (default now) is the end of the
+    held-out later period (modelling.behaviour_training).
+    """
+    if target not in ("churn", "value"):
+        raise ValidationError({"target": "choose 'churn' or 'value'"})
+    if not 7 <= horizon_days <= 365:
+        raise ValidationError({"horizon_days": "must be between 7 and 365"})
+    unknown = [c for c in candidates if c not in CHURN_CANDIDATES]
+    if unknown or not candidates:
+        raise ValidationError({"candidates": f"choose from {list(CHURN_CANDIDATES)}"})
+    if model_params is not None and not isinstance(model_params, dict):
+        raise ValidationError({"model_params": "must be an object of candidate -> parameters"})
+    as_of = as_of or timezone.now()
+    return task_run_queue(
+        name="behaviour_model_train", task=behaviour_model_train_task,
+        params={"campaign_id": campaign.id, "target": target, "as_of": as_of.isoformat(),
+                "horizon_days": horizon_days, "candidates": list(candidates),
+                "model_params": model_params or {}})
+
+
+@transaction.atomic
+def segmentation_run_request(
+    *, campaign: Campaign, experiment: Experiment | None = None, cutoff=None,
+    k_min: int = 2, k_max: int = 8, model_params: dict | None = None,
+) -> TaskRun:
+    """Queue a segmentation run (modelling.segmentation); the run row exists at once."""
+    if not 2 <= k_min <= k_max <= 20:
+        raise ValidationError({"k_max": "the cluster range must satisfy 2 <= k_min <= k_max "
+                                        "<= 20"})
+    if experiment is not None and experiment.campaign_id != campaign.id:
+        raise ValidationError({"experiment": f"{experiment.key} is not an experiment of "
+                                             f"{campaign.key}"})
+    segmentation = segmentation_run_create(campaign=campaign, experiment=experiment,
+                                           cutoff=cutoff, k_min=k_min, k_max=k_max)
+    run = task_run_queue(
+        name="segmentation_run", task=segmentation_run_task,
+        params={"segmentation_run_id": segmentation.id, "model_params": model_params or {}})
+    SegmentationRun.objects.filter(pk=segmentation.pk).update(task_run=run)
+    return run
+
+
+@transaction.atomic
+def cluster_memberships_extend_request(*, segmentation: SegmentationRun) -> TaskRun:
+    """Queue placing new customers in a ready segmentation run's clusters."""
+    if segmentation.status != SegmentationRun.Status.READY:
+        raise ValidationError({"segmentation_run": f"run {segmentation.id} is "
+                                                   f"{segmentation.status}, not ready"})
+    return task_run_queue(name="cluster_memberships_extend",
+                          task=cluster_memberships_extend_task,
+                          params={"segmentation_run_id": segmentation.id})
 
 
 @transaction.atomic

@@ -331,3 +331,58 @@ class ErasureRecord(models.Model):
 
     def __str__(self) -> str:
         return f"erasure of {self.customer_id} at {self.erased_at:%Y-%m-%d %H:%M}"
+
+
+class CustomerPrediction(models.Model):
+    """A published behaviour score of one customer, readable by segment rules and the API.
+
+    Denormalised from the model app (which marketing may not import): the
+    champion churn and value models' scoring writes one row per (customer,
+    name), replacing the previous champion's. ``model_version_id`` names the
+    version that wrote it, as a plain number for the same reason.
+    """
+
+    class Name(models.TextChoices):
+        CHURN_RISK = "churn_risk", "Churn risk (no purchase in the next 90 days)"
+        EXPECTED_REVENUE_90D = "expected_revenue_90d", "Expected revenue in the next 90 days"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="predictions")
+    name = models.CharField(max_length=32, choices=Name.choices)
+    value = models.FloatField()
+    model_version_id = models.BigIntegerField()
+    scored_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "customer"],
+                                    name="customer_prediction_one_per_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.customer_id}: {self.value:.3f}"
+
+
+class ClusterMembership(models.Model):
+    """Which learned cluster of a segmentation run a customer belongs to.
+
+    Written by the model app's segmentation (modelling.segmentation): every
+    customer of the run, and later customers mapped to the nearest centre of
+    the run's saved clustering. A segment rule leaf ``{"cluster": {"run": R,
+    "index": K}}`` reads it, so a cluster saved as a segment keeps one stable
+    definition. ``run_id`` is a plain number (marketing may not import modelling).
+    """
+
+    run_id = models.BigIntegerField()
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    cluster = models.PositiveSmallIntegerField()
+    assigned_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run_id", "customer"],
+                                    name="cluster_membership_one_per_run"),
+        ]
+        indexes = [models.Index(fields=["run_id", "cluster"], name="cluster_membership_cluster")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} in cluster {self.cluster} of run {self.run_id}"

@@ -47,7 +47,14 @@ from core.pseudonyms import customer_pseudonym
 from marketing.attribute_history import customer_versions_copy, customer_versions_scrub
 from marketing.consent import consent_changes_apply, customer_consent_history, customers_lock
 from marketing.crm_ids import ERASED_PREFIX, erased_external_id
-from marketing.models import Customer, CustomerAttribute, ErasureRecord, Event
+from marketing.models import (
+    ClusterMembership,
+    Customer,
+    CustomerAttribute,
+    CustomerPrediction,
+    ErasureRecord,
+    Event,
+)
 
 # Export sections of other apps: name -> function(customer) -> JSON-ready list.
 _SECTIONS: dict[str, Callable[[Customer], list[dict]]] = {}
@@ -101,7 +108,11 @@ def customer_erase(*, customer: Customer, requested_by: str = "", request=None, 
     scrubbed = Event.objects.filter(customer=customer).exclude(properties={}).update(properties={})
     LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Customer),
                             object_id=str(customer.pk)).update(object_repr=str(customer))
-    derived = sum(erase(customer) for erase in _ERASERS.values())
+    # Behaviour scores and learned-cluster places are derived rows: deleted, and
+    # never written again (erased customers are neither scored nor clustered).
+    derived = (CustomerPrediction.objects.filter(customer=customer).delete()[0]
+               + ClusterMembership.objects.filter(customer=customer).delete()[0]
+               + sum(erase(customer) for erase in _ERASERS.values()))
     audit_record("erase", customer_label(customer), request=request, user=user,
                  system=system or "erasure",
                  detail={"attributes_removed": removed, "events_scrubbed": scrubbed,

@@ -6,6 +6,8 @@ Grammar (JSON)::
     leaf   := {"attr": <declared attribute key>, "op": OP, "value": V}
             | {"metric": <behavioural metric, see marketing.behaviour>, "op": OP, "value": V}
             | {"consent": true | false}
+            | {"score": "churn_risk" | "expected_revenue_90d", "op": OP, "value": number}
+            | {"cluster": {"run": <segmentation run id>, "index": <cluster index>}}
     OP     := "eq" | "ne" | "in" | "not_in" | "gt" | "gte" | "lt" | "lte" | "exists"
 
 Example: ``{"all": [{"attr": "channel", "op": "in", "value": ["web"]},
@@ -19,6 +21,13 @@ as columns, read from those columns (``segment_rule_condition``).
 Attribute and consent leaves read the customer's attribute version valid at
 the same cutoff (marketing.attribute_history), so a later change of an
 attribute or of consent moves no one in or out of a past segment.
+
+Score leaves read the behaviour scores the champion churn and value models
+last published (marketing.CustomerPrediction): the latest score, whatever
+the cutoff, since scores are not kept per time; a customer without a score
+matches no comparison. Cluster leaves read a learned segmentation's
+memberships (marketing.ClusterMembership), which keep one definition per
+saved run: later customers are added by the nearest centre of that run.
 """
 
 from __future__ import annotations
@@ -39,10 +48,17 @@ from marketing.behaviour import (
     behaviour_metric_expression,
     behaviour_metric_parse,
 )
-from marketing.models import Customer, CustomerAttribute, CustomerAttributeVersion
+from marketing.models import (
+    ClusterMembership,
+    Customer,
+    CustomerAttribute,
+    CustomerAttributeVersion,
+    CustomerPrediction,
+)
 
 ORDER_OPS = {"gt", "gte", "lt", "lte"}
 OPS = {"eq", "ne", "in", "not_in", "exists"} | ORDER_OPS
+SCORE_OPS = {"eq", "ne"} | ORDER_OPS
 
 
 def _fail(path: str, message: str) -> ValidationError:
@@ -113,6 +129,21 @@ def _validate(rule: object, path: str, attributes: dict[str, CustomerAttribute])
         if set(rule) != {"consent"} or not isinstance(rule["consent"], bool):
             raise _fail(path, "'consent' takes true or false and no other key")
         return
+    if "score" in rule:
+        _validate_score(rule, path)
+        return
+    if "cluster" in rule:
+        cluster = rule["cluster"]
+        if (set(rule) != {"cluster"} or not isinstance(cluster, dict)
+                or set(cluster) != {"run", "index"}
+                or not all(isinstance(cluster[k], int) and not isinstance(cluster[k], bool)
+                           and cluster[k] >= 0 for k in ("run", "index"))):
+            raise _fail(f"{path}.cluster", "takes {\"run\": <run id>, \"index\": <cluster index>}")
+        if not ClusterMembership.objects.filter(run_id=cluster["run"],
+                                                cluster=cluster["index"]).exists():
+            raise _fail(f"{path}.cluster", f"segmentation run {cluster['run']} has no cluster "
+                                           f"{cluster['index']} with members")
+        return
     if ("attr" in rule) == ("metric" in rule):
         raise _fail(path, "a leaf needs exactly one of 'attr', 'metric' or 'consent'")
     unknown = set(rule) - {"attr", "metric", "op", "value"}
@@ -151,6 +182,19 @@ def _validate(rule: object, path: str, attributes: dict[str, CustomerAttribute])
         raise _fail(f"{path}.attr", f"{rule['attr']!r} is not a declared customer attribute")
     if op in ORDER_OPS and attribute.kind != CustomerAttribute.Kind.NUMERIC:
         raise _fail(f"{path}.op", f"'{op}' needs a numeric attribute; {attribute.key} is {attribute.kind}")
+
+
+def _validate_score(rule: dict, path: str) -> None:
+    unknown = set(rule) - {"score", "op", "value"}
+    if unknown:
+        raise _fail(path, f"unknown keys {sorted(unknown)}")
+    if rule["score"] not in CustomerPrediction.Name.values:
+        raise _fail(f"{path}.score", f"choose from {CustomerPrediction.Name.values}")
+    if rule.get("op") not in SCORE_OPS:
+        raise _fail(f"{path}.op", f"scores take one of {sorted(SCORE_OPS)}")
+    value = rule.get("value")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise _fail(f"{path}.value", "scores compare with a number")
 
 
 def segment_rule_q(rule: dict, *, as_of: datetime | None = None,
@@ -234,7 +278,18 @@ def _compile(rule: dict, metric_expression, annotations: dict,
     if "consent" in rule:
         return Q(**{consent: rule["consent"]})
 
+    if "cluster" in rule:
+        members = ClusterMembership.objects.filter(run_id=rule["cluster"]["run"],
+                                                   cluster=rule["cluster"]["index"])
+        return Q(pk__in=members.values("customer_id"))
     op, value = rule["op"], rule.get("value")
+    if "score" in rule:
+        alias = f"_s_{rule['score']}"
+        annotations[alias] = Subquery(CustomerPrediction.objects.filter(
+            customer=OuterRef("pk"), name=rule["score"]).values("value")[:1])
+        if op == "ne":
+            return ~Q(**{alias: value}) & Q(**{f"{alias}__isnull": False})
+        return Q(**{alias if op == "eq" else f"{alias}__{op}": value})
     if "metric" in rule:
         metric = behaviour_metric_parse(rule["metric"])
         alias = f"_m_{metric.name}"

@@ -315,3 +315,5 @@ class TargetingFollowUpAdmin(TaskActionsMixin, admin.ModelAdmin):
         response = StreamingHttpResponse(follow_up_plan_csv(follow_up), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="follow-up-{pk}.csv"'
         return response
+
+from modelling import admin_segmentation  # noqa: E402, F401 - registers the segmentation pages

@@ -13,6 +13,7 @@ class ModellingConfig(AppConfig):
         from modelling.admin_panels import customer_explanation_panel, customer_scores_panel
         from modelling.insights import experiment_model_insight
         from modelling.privacy import (
+            customer_behaviour_export,
             customer_model_rows_erase,
             customer_scores_export,
             customer_targeting_entries_export,
@@ -22,6 +23,7 @@ class ModellingConfig(AppConfig):
         personal_data_section_register("scores", customer_scores_export)
         personal_data_section_register("targeting_entries", customer_targeting_entries_export)
         personal_data_eraser_register("scores_and_targeting_entries", customer_model_rows_erase)
+        personal_data_section_register("behaviour", customer_behaviour_export)
         customer_panel_register("scores", customer_scores_panel)
         customer_panel_register("model_explanation", customer_explanation_panel)
         model_insight_register(experiment_model_insight)

@@ -24,6 +24,8 @@ class ModelVersion(models.Model):
     class Kind(models.TextChoices):
         UPLIFT = "uplift", "Uplift (effect of contact)"
         RESPONSE = "response", "Response (propensity to convert)"
+        CHURN = "churn", "Churn risk (no purchase in the next 90 days)"
+        VALUE = "value", "Expected revenue in the next 90 days"
 
     class Status(models.TextChoices):
         TRAINING = "training", "Training"
@@ -253,3 +255,68 @@ class TargetingFollowUpOffer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} -> {self.offer}"
+
+
+class SegmentationRun(models.Model):
+    """Learned segments: customers embedded, clustered, profiled (modelling.segmentation).
+
+    ``embedding`` names the representation that won the measured comparison
+    (``comparison``); the artifact holds it and the cluster centres, so later
+    customers are mapped to the nearest centre of this very run.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE,
+                                 related_name="segmentation_runs")
+    experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    cutoff = models.DateTimeField()
+    k_min = models.PositiveSmallIntegerField(default=2)
+    k_max = models.PositiveSmallIntegerField(default=8)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    status_reason = models.TextField(blank=True)
+    embedding = models.CharField(max_length=32, blank=True)
+    # {"autoencoder": {"silhouette": .., "reconstruction": ..}, "sequence": {...}, "chosen": ..}
+    comparison = models.JSONField(default=dict, blank=True)
+    # {k: silhouette} over the manager's range; the chosen k maximises it.
+    k_scores = models.JSONField(default=dict, blank=True)
+    k = models.PositiveSmallIntegerField(null=True, blank=True)
+    customers = models.PositiveIntegerField(default=0)
+    # A sample of customers on two axes (PCA of the embedding) for the map:
+    # {"x": [...], "y": [...], "cluster": [...]}; no customer ids.
+    map_points = models.JSONField(default=dict, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    task_run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"segmentation #{self.pk} of {self.campaign} ({self.status})"
+
+
+class SegmentCluster(models.Model):
+    """One cluster of a run, its profile, and the segment it was saved as (if any)."""
+
+    run = models.ForeignKey(SegmentationRun, on_delete=models.CASCADE, related_name="clusters")
+    index = models.PositiveSmallIntegerField()
+    size = models.PositiveIntegerField(default=0)
+    # modelling.segmentation.cluster_profiles: distinguishing features, outcomes, per-arm effects.
+    profile = models.JSONField(default=dict, blank=True)
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="segment_cluster_unique_index"),
+        ]
+
+    def __str__(self) -> str:
+        return f"cluster {self.index} of run {self.run_id}"

@@ -3,7 +3,7 @@ the predictions about them and the contact lists they were put on."""
 
 from __future__ import annotations
 
-from marketing.models import Customer
+from marketing.models import ClusterMembership, Customer, CustomerPrediction
 from modelling.models import CustomerScore, TargetingEntry
 
 
@@ -46,3 +46,16 @@ def customer_model_rows_erase(customer: Customer) -> int:
     scores, _ = CustomerScore.objects.filter(customer=customer).delete()
     entries, _ = TargetingEntry.objects.filter(customer=customer).delete()
     return scores + entries
+def customer_behaviour_export(customer: Customer) -> list[dict]:
+    """Published churn risk and expected revenue, and learned-cluster memberships."""
+    scores = [{"score": name, "value": value, "model_version": version,
+               "scored_at": scored_at.isoformat()}
+              for name, value, version, scored_at in CustomerPrediction.objects
+              .filter(customer=customer).order_by("name")
+              .values_list("name", "value", "model_version_id", "scored_at")]
+    clusters = [{"segmentation_run": run_id, "cluster": cluster,
+                 "assigned_at": assigned_at.isoformat()}
+                for run_id, cluster, assigned_at in ClusterMembership.objects
+                .filter(customer=customer).order_by("run_id")
+                .values_list("run_id", "cluster", "assigned_at")]
+    return scores + clusters

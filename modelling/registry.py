@@ -7,7 +7,8 @@ half-copied artifact is refused at load time.
 Champion rule: among versions of one campaign and kind, a version becomes
 champion only if it is READY (passed the sanity checks) and its selection
 score (``ModelVersion.selection_score``: held-out Qini for uplift models,
-held-out ROC AUC for response models) beats the current champion's. A failed, rejected or worse retrain
+held-out ROC AUC for response and churn models, held-out R²
+for value models) beats the current champion's. A failed, rejected or worse retrain
 leaves the live champion in place.
 """
 
@@ -72,11 +73,28 @@ def held_out_ids_load(version: ModelVersion):
     return np.load(path, allow_pickle=False) if path.is_file() else None
 
 
+def behaviour_model_load(estimator: str, folder: Path):
+    """A churn or value model (modelling.behaviour_training) by its estimator name."""
+    from models_dl.behaviour import BoostedBinaryClassifier, HurdleRevenueRegressor
+    from models_dl.response import PropensityToBuyClassifier
+    from models_dl.sequence import EventSequenceClassifier
+
+    loaders = {"aggregate_mlp": lambda: PropensityToBuyClassifier.load(folder, device="cpu"),
+               "lightgbm": lambda: BoostedBinaryClassifier.load(folder),
+               "sequence_gru": lambda: EventSequenceClassifier.load(folder, device="cpu"),
+               "hurdle_lightgbm": lambda: HurdleRevenueRegressor.load(folder)}
+    if estimator not in loaders:
+        raise ValueError(f"no loader for estimator {estimator!r}")
+    return loaders[estimator]()
+
+
 def artifact_load(version: ModelVersion):
     """The fitted estimator of a version, after checking the artifact's checksum."""
     from models_dl import load_estimator
 
     folder = _checked_folder(version)
+    if version.kind in (ModelVersion.Kind.CHURN, ModelVersion.Kind.VALUE):
+        return behaviour_model_load(version.estimator, folder)
     if version.kind == ModelVersion.Kind.RESPONSE:
         from models_dl.response import PropensityToBuyClassifier
 

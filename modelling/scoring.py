@@ -30,8 +30,9 @@ from marketing.behaviour_snapshots import (
     snapshot_key,
 )
 from marketing.features import FeatureSpec, features_build, fixed_cutoff
-from marketing.models import Customer, Segment
+from marketing.models import Customer, CustomerPrediction, Segment
 from marketing.segment_rules import segment_members
+from modelling.behaviour_training import behaviour_predict
 from modelling.models import CustomerScore, ModelVersion
 from modelling.registry import artifact_load, guardrail_models_load
 
@@ -82,7 +83,7 @@ def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
     arm_names = version.metrics.get("arm_names", [])
     with large_aggregates():
         frames = [_score_frame(version, model, features.customer_ids, features.frame, arm_names,
-                               cutoff, guardrails=guardrails)
+                               cutoff, guardrails=guardrails, histories=features.sequences)
                   for features in features_build(
                       spec=spec, source=fixed_cutoff(cutoff, sql, list(params)),
                       chunk_size=chunk.high - chunk.low,
@@ -93,21 +94,58 @@ def score_chunk(*, version: ModelVersion, chunk: ChunkPlan, cutoff: datetime,
             # Only the members' rows: everyone else keeps their score.
             replaced = replaced.filter(customer_id__in=customers.values("id"))
         replaced.delete()
-        return sum(frame_insert(CustomerScore, frame) for frame in frames)
+        written = sum(frame_insert(CustomerScore, frame) for frame in frames)
+        if version.is_champion and version.kind in PUBLISHED:
+            predictions_publish(version, chunk, frames,
+                                members=customers.values("id") if segment is not None else None)
+        return written
+
+
+# The behaviour scores a champion publishes to marketing.CustomerPrediction,
+# where segment rules and the API's bulk read find them.
+PUBLISHED = {ModelVersion.Kind.CHURN: CustomerPrediction.Name.CHURN_RISK,
+             ModelVersion.Kind.VALUE: CustomerPrediction.Name.EXPECTED_REVENUE_90D}
+
+
+def predictions_publish(version: ModelVersion, chunk: ChunkPlan, frames: list,
+                        members=None) -> int:
+    """Replace the chunk's published score of the version's kind by this version's.
+
+    ``members``: when a segment was scored, only these customers' rows are replaced.
+    """
+    name = PUBLISHED[version.kind]
+    replaced = CustomerPrediction.objects.filter(name=name, customer_id__gt=chunk.low,
+                                                 customer_id__lte=chunk.high)
+    if members is not None:
+        replaced = replaced.filter(customer_id__in=members)
+    replaced.delete()
+    written = 0
+    for frame in frames:
+        published = pd.DataFrame({"customer_id": frame["customer_id"], "name": str(name),
+                                  "value": frame["response"],
+                                  "model_version_id": version.id,
+                                  "scored_at": frame["scored_at"]})
+        written += frame_insert(CustomerPrediction, published)
+    return written
 
 
 def _score_frame(version, model, ids: np.ndarray, X, arm_names: list[str],
-                 cutoff: datetime, *, guardrails: dict | None = None) -> pd.DataFrame:
+                 cutoff: datetime, *, guardrails: dict | None = None,
+                 histories: list | None = None) -> pd.DataFrame:
     """The score rows of one feature chunk, as columns (see core.db.bulk.frame_insert).
 
     ``guardrails``: metric name -> guardrail uplift model; their per-arm
     effects go to ``guardrail_by_arm`` as {"metric": {"arm": effect}}.
+    Churn and value models write their prediction to ``response``; the
+    sequence model reads ``histories`` (the chunk's event sequences).
     """
     frame = pd.DataFrame({"model_version_id": version.id, "customer_id": ids})
     frame["guardrail_by_arm"] = "{}"
-    if version.kind == ModelVersion.Kind.RESPONSE:
+    if version.kind in (ModelVersion.Kind.RESPONSE, *PUBLISHED):
         frame["uplift"], frame["best_arm"], frame["uplift_by_arm"] = np.nan, "", "{}"
-        frame["response"] = np.asarray(model.predict_proba(X))[:, 1]
+        frame["response"] = (np.asarray(model.predict_proba(X))[:, 1]
+                             if version.kind == ModelVersion.Kind.RESPONSE
+                             else behaviour_predict(version, model, X, histories or []))
         frame["scored_at"] = cutoff
         return _finite_only(frame, np.isfinite(frame["response"].to_numpy()), version)
     # One forward pass: the effect of arm k is its expected outcome minus control's.

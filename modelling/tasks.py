@@ -35,9 +35,12 @@ from core.task_runs import (
 )
 from experiments.models import Experiment
 from marketing.models import Campaign, Segment
-from modelling.models import ModelVersion
+from modelling.behaviour_training import churn_models_train, value_model_train
+from modelling.models import ModelVersion, SegmentationRun, SegmentCluster
+from modelling.registry import champion
 from modelling.response_training import response_model_train
 from modelling.scoring import ChunkPlan, behaviour_snapshots_refresh, score_chunk, score_plan
+from modelling.segmentation import cluster_memberships_extend, segmentation_run_execute
 from modelling.targeting import targeting_list_create
 from modelling.training import uplift_model_train
 
@@ -170,3 +173,76 @@ def targeting_list_build_task(run: TaskRun) -> dict:
         segment=Segment.objects.get(id=segment_id) if segment_id else None, **params)
     return {"targeting_list_id": target.id, "size": target.size}
 
+
+
+@run_task(rerun=True)
+def behaviour_model_train_task(run: TaskRun) -> dict:
+    """Train churn candidates or the value model as of a cutoff, then score with the champion.
+
+    Scoring runs here, chunk by chunk, so that every customer has the
+    champion's churn risk or expected revenue (and marketing's published
+    copy) when the run succeeds. Safe to repeat: a lost attempt's versions
+    are marked failed, and each chunk's scores are replaced.
+    """
+    params = run.params
+    campaign = Campaign.objects.get(id=params["campaign_id"])
+    as_of = datetime.fromisoformat(params["as_of"])
+    report = task_run_reporter(run)
+    progress = lambda f, step: report(0.8 * f, step)  # noqa: E731
+    if params["target"] == "churn":
+        versions = churn_models_train(
+            campaign=campaign, as_of=as_of, horizon_days=params["horizon_days"],
+            candidates=tuple(params["candidates"]), params=params.get("model_params"),
+            task_run=run, progress=progress)
+        kind = ModelVersion.Kind.CHURN
+    else:
+        versions = [value_model_train(
+            campaign=campaign, as_of=as_of, horizon_days=params["horizon_days"],
+            params=params.get("model_params", {}).get("hurdle_lightgbm"), task_run=run,
+            progress=progress)]
+        kind = ModelVersion.Kind.VALUE
+    best = champion(campaign.id, kind)
+    scored = 0
+    if best is not None:
+        report(0.85, f"scoring every customer with version {best.id}")
+        scored = sum(score_chunk(version=best, chunk=chunk, cutoff=as_of)
+                     for chunk in score_plan(chunk_size=params.get("chunk_size", 50_000)))
+    return {"model_version_ids": [v.id for v in versions],
+            "champion_id": best.id if best else None, "customers_scored": scored,
+            "comparison": next((v.metrics.get("comparison") for v in versions
+                                if v.metrics.get("comparison")), None)}
+
+
+@run_task(rerun=True)
+def segmentation_run_task(run: TaskRun) -> dict:
+    """Embed, cluster and profile the customers of the segmentation run in the params."""
+    segmentation = SegmentationRun.objects.get(id=run.params["segmentation_run_id"])
+    segmentation = segmentation_run_execute(
+        segmentation, params=run.params.get("model_params"), progress=task_run_reporter(run))
+    return {"segmentation_run_id": segmentation.id, "k": segmentation.k,
+            "embedding": segmentation.embedding, "customers": segmentation.customers}
+
+
+@run_task(rerun=True)
+def cluster_memberships_extend_task(run: TaskRun) -> dict:
+    """Place customers a saved segmentation never saw at its nearest centre (safe to repeat)."""
+    segmentation = SegmentationRun.objects.get(id=run.params["segmentation_run_id"])
+    return {"customers_added": cluster_memberships_extend(segmentation)}
+
+
+def _saved_clusters_extend(_run: TaskRun) -> dict:
+    runs = SegmentationRun.objects.filter(
+        status=SegmentationRun.Status.READY,
+        id__in=SegmentCluster.objects.filter(segment__isnull=False).values("run_id"))
+    return {"customers_added": {str(r.id): cluster_memberships_extend(r) for r in runs}}
+
+
+@shared_task(bind=True)
+def saved_cluster_memberships_extend_task(self) -> None:
+    """What beat sends daily: new customers join every saved cluster by its nearest centre.
+
+    At most once: a run cut short is completed by the next day's.
+    """
+    run = TaskRun.objects.create(name="saved_cluster_memberships_extend", task=self.name,
+                                 rerun=False, params={})
+    task_run_execute(self, run.id, _saved_clusters_extend, retry=False)

@@ -156,6 +156,13 @@ class _SequenceNet(nn.Module):
         self.head = mlp(hidden_size + n_static, head_layers, "elu", dropout, out_features=1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        summary = self.summary(batch)
+        if "static" in batch:
+            summary = torch.cat([summary, batch["static"]], dim=1)
+        return self.head(summary)[:, 0]
+
+    def summary(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The GRU's final hidden state: the customer's history as one vector."""
         steps = torch.cat(
             [
                 self.embedding(batch["kinds"]),
@@ -168,10 +175,7 @@ class _SequenceNet(nn.Module):
             steps, batch["lengths"].cpu(), batch_first=True, enforce_sorted=False
         )
         _, hidden = self.gru(packed)
-        summary = hidden[-1]
-        if "static" in batch:
-            summary = torch.cat([summary, batch["static"]], dim=1)
-        return self.head(summary)[:, 0]
+        return hidden[-1]
 
 
 @dataclass(kw_only=True, eq=False, repr=False)
@@ -200,6 +204,23 @@ class EventSequenceClassifier(NeuralBinaryClassifier):
     hidden_size: int = 64
     head_layers: tuple[int, ...] = (64,)
     dropout: float = 0.1
+
+    def embed(self, X: Any) -> np.ndarray:
+        """Each customer's history as the GRU's final hidden state, (n, hidden_size).
+
+        The representation the classifier's head reads; used as a learned
+        behaviour embedding for segmentation.
+        """
+        self._check_fitted()
+        tensors = self._encode(X)
+        n = next(iter(tensors.values())).shape[0]
+        out = np.empty((n, self.hidden_size), dtype=np.float32)
+        network = self.network_.eval()
+        with torch.no_grad():
+            for start in range(0, n, 4_096):
+                batch = {k: v[start:start + 4_096].to(self.device_) for k, v in tensors.items()}
+                out[start:start + 4_096] = network.summary(batch).cpu().numpy()
+        return out
 
     # ---------------------------------------------------------- encoding
     @staticmethod

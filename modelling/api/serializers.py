@@ -36,7 +36,7 @@ class ModelVersionSummarySerializer(serializers.ModelSerializer):
         help_text="Key of the experiment it was trained on (uplift models).")
     # Strings, not enums: the enum names "kind" and "status" are taken by other choice
     # sets, and naming these needs SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].
-    kind = serializers.CharField(help_text="uplift or response.")
+    kind = serializers.CharField(help_text="uplift, response, churn or value.")
     status = serializers.CharField(help_text=(
         "training, ready, rejected (by the sanity checks; see status_reason) or failed."))
 

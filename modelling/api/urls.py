@@ -4,7 +4,7 @@ scores, explanations and targeting lists."""
 from django.urls import path
 
 from core.api import converters  # noqa: F401 - registers crm_id and id64
-from modelling.api import views
+from modelling.api import behaviour, views
 
 urlpatterns = [
     path("experiments/<slug:key>/train/", views.ExperimentTrainView.as_view(),
@@ -40,4 +40,20 @@ urlpatterns = [
     path("follow-ups/<id64:id>/plan/", views.FollowUpPlanView.as_view(), name="follow-up-plan"),
     path("follow-ups/<id64:id>/plan/csv/", views.FollowUpPlanCsvView.as_view(),
          name="follow-up-plan-csv"),
+    # behaviour scores and learned segments (modelling.api.behaviour)
+    path("campaigns/<slug:key>/train-behaviour/", behaviour.CampaignTrainBehaviourView.as_view(),
+         name="campaign-train-behaviour"),
+    path("predictions/", behaviour.PredictionListView.as_view(), name="prediction-list"),
+    path("customers/<crm_id:external_id>/predictions/",
+         behaviour.CustomerPredictionsView.as_view(), name="customer-predictions"),
+    path("campaigns/<slug:key>/segmentations/", behaviour.CampaignSegmentationView.as_view(),
+         name="campaign-segmentations"),
+    path("segmentation-runs/", behaviour.SegmentationRunListView.as_view(),
+         name="segmentation-run-list"),
+    path("segmentation-runs/<id64:id>/", behaviour.SegmentationRunDetailView.as_view(),
+         name="segmentation-run-detail"),
+    path("segmentation-runs/<id64:id>/customers/<crm_id:external_id>/",
+         behaviour.CustomerClusterView.as_view(), name="segmentation-run-customer"),
+    path("segmentation-runs/<id64:id>/clusters/<int:index>/save/",
+         behaviour.ClusterSaveView.as_view(), name="segmentation-cluster-save"),
 ]

@@ -7,7 +7,13 @@ from experiments.assignment import assign_customer
 from experiments.models import Experiment
 from experiments.outcomes import outcome_sums
 from experiments.services import experiment_transition, exposures_record
-from marketing.models import CustomerAttribute, ErasureRecord, Event
+from marketing.models import (
+    ClusterMembership,
+    CustomerAttribute,
+    CustomerPrediction,
+    ErasureRecord,
+    Event,
+)
 from marketing.privacy import customer_data_export, customer_erase
 from modelling.models import CustomerScore, ModelVersion, TargetingEntry, TargetingList
 from tests.api.conftest import rows_of
@@ -39,6 +45,18 @@ def test_erasure_wipes_personal_data_and_keeps_what_experiments_count(erasable):
     assert outcome_sums(experiment) == before
     assert (record.attributes_removed, record.events_scrubbed, record.requested_by) == (
         ["email"], 1, "dpo")
+
+
+def test_erasure_deletes_behaviour_scores_and_cluster_places(erasable):
+    _, customer = erasable
+    other = customer_make(age=30)
+    for who in (customer, other):
+        CustomerPrediction.objects.create(customer=who, name="churn_risk", value=0.8,
+                                          model_version_id=1, scored_at=T0)
+        ClusterMembership.objects.create(run_id=1, customer=who, cluster=2, assigned_at=T0)
+    customer_erase(customer=customer)
+    assert list(CustomerPrediction.objects.values_list("customer_id", flat=True)) == [other.pk]
+    assert list(ClusterMembership.objects.values_list("customer_id", flat=True)) == [other.pk]
 
 
 def test_erasing_twice_is_recorded_twice_and_keeps_the_first_time(erasable):
