@@ -29,9 +29,11 @@ from modelling.models import CustomerScore, SegmentationRun, SegmentCluster
 from modelling.segmentation import customer_cluster, segment_cluster_save
 
 RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH,
-                          description="The segmentation run's id.")
+                          description="The segmentation run's id.",
+                          examples=[OpenApiExample("Segmentation run", value=3)])
 CLUSTER_INDEX = OpenApiParameter("index", int, OpenApiParameter.PATH,
-                                 description="The cluster's index within the run.")
+                                 description="The cluster's index within the run.",
+                                 examples=[OpenApiExample("Cluster", value=0)])
 
 
 # --- Serializers ----------------------------------------------------------------
