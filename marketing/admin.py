@@ -1,10 +1,11 @@
 """CRM data, segments and campaigns. Customers are written by the same service as the API."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from core.admin_actions import TaskActionsMixin
+from core.admin_actions import TaskActionsMixin, action_report
+from core.admin_audit import AuditedAdmin
 from core.admin_paging import BigTableAdmin
 from core.admin_readonly import SnapshotAdmin
 from jobs.requests import segment_size_request
@@ -21,7 +22,7 @@ from marketing.services import customer_attributes_clean, customers_upsert_bulk
 
 
 @admin.register(CustomerAttribute)
-class CustomerAttributeAdmin(admin.ModelAdmin):
+class CustomerAttributeAdmin(AuditedAdmin):
     list_display = ["key", "label", "kind", "required", "is_personal"]
 
 
@@ -118,20 +119,19 @@ class EventAdmin(BigTableAdmin):
 
 
 @admin.register(Segment)
-class SegmentAdmin(TaskActionsMixin, admin.ModelAdmin):
+class SegmentAdmin(TaskActionsMixin, AuditedAdmin):
     list_display = ["key", "name", "member_count", "counted_at"]
     readonly_fields = ["member_count", "counted_at"]
     actions = ["count_members"]
 
     @admin.action(description="Count members (background task)", permissions=["run_tasks"])
     def count_members(self, request, queryset):
-        for segment in queryset:
-            segment_size_request(segment=segment)
-        messages.info(request, f"Queued a member count for {queryset.count()} segment(s).")
+        action_report(request, lambda segment: segment_size_request(segment=segment), queryset,
+                      f"Queued a member count for {queryset.count()} segment(s).", audit="run")
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(AuditedAdmin):
     list_display = ["name", "channel", "status", "cost_per_contact", "value_per_conversion",
                     "budget"]
     list_filter = ["status", "channel"]

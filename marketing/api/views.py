@@ -5,6 +5,7 @@ Each view: check the shape with a serializer, call a service, serialise.
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
@@ -13,9 +14,10 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from core.api.errors import RowsRejected
+from core.api.permissions import RUN_TASKS
 from core.api.schema import bulk_error_responses, error_responses
 from core.api.serializers import TaskRunSerializer
-from core.api.views import TASK_QUEUED_EXAMPLE, ListView, requester
+from core.api.views import TASK_QUEUED_EXAMPLE, ListView, queued, requester
 from jobs.requests import segment_size_request
 from marketing.api import serializers as s
 from marketing.models import Campaign, Customer, CustomerAttribute, Event, Segment
@@ -257,6 +259,7 @@ SEGMENT_RULE_DOC = (
 
 class SegmentListView(ListView):
     permission_model = Segment
+    write_permission = "add"
     serializer_class = s.SegmentSerializer
 
     @extend_schema(
@@ -298,6 +301,7 @@ class SegmentDetailView(GenericAPIView):
 
 class SegmentCountView(GenericAPIView):
     permission_model = Segment
+    write_permission = RUN_TASKS
     serializer_class = TaskRunSerializer
 
     @extend_schema(
@@ -308,9 +312,10 @@ class SegmentCountView(GenericAPIView):
         examples=[OpenApiExample("Queued", value=TASK_QUEUED_EXAMPLE, response_only=True,
                                  status_codes=[202])],
     )
+    @transaction.atomic
     def post(self, request, key: str):
         run = segment_size_request(segment=get_object_or_404(Segment, key=key))
-        return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return queued(run, request)
 
 
 # --- Campaigns -------------------------------------------------------------
@@ -324,6 +329,7 @@ CAMPAIGN_OUT_EXAMPLE = {**CAMPAIGN_EXAMPLE, "status": "draft",
 
 class CampaignListView(ListView):
     permission_model = Campaign
+    write_permission = "add"
     serializer_class = s.CampaignSerializer
     filter_class = s.CampaignFilterSerializer
 
