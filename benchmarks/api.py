@@ -107,7 +107,7 @@ def free_port() -> int:
 def start_server(url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "benchmarks.api_settings",
            "DEBUG": "false", "DJANGO_SECRET_KEY": "benchmark-only-" + "x" * 40,
-           "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "ERROR",
+           "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "ERROR", "SECURE_SSL_REDIRECT": "false",
            "API_THROTTLE_READ": "1000000/s", "API_THROTTLE_WRITE": "1000000/s",
            "API_THROTTLE_BULK": "1000000/s"}
     server = subprocess.Popen(
