@@ -108,7 +108,7 @@ def start_server(url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "benchmarks.api_settings",
            "DEBUG": "false", "DJANGO_SECRET_KEY": "benchmark-only-" + "x" * 40,
            "PRIVACY_ID_KEY": "benchmark-only-pseudonyms-" + "y" * 40,
-           "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "ERROR",
+           "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "ERROR", "SECURE_SSL_REDIRECT": "false",
            "API_THROTTLE_READ": "1000000/s", "API_THROTTLE_WRITE": "1000000/s",
            "API_THROTTLE_BULK": "1000000/s"}
     server = subprocess.Popen(

@@ -7,6 +7,7 @@ heavy work is queued as tasks whose progress shows under Task runs.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -15,7 +16,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin_actions import TaskActionsMixin, action_report
+from core.admin_audit import AuditedAdmin
 from core.admin_readonly import SnapshotAdmin
+from core.audit import audit_task_run
 from core.models import TaskRun
 from core.plots import ForestRow, forest_plot, interval_bars, line_chart
 from experiments.models import AnalysisResult, Arm, Experiment, Metric
@@ -146,7 +149,7 @@ class ExperimentForm(forms.ModelForm):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
+class ExperimentAdmin(TaskActionsMixin, AuditedAdmin):
     """Status moves only by the Start and Stop actions (experiments.services.experiment_transition)."""
 
     form = ExperimentForm
@@ -163,12 +166,12 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
     @admin.action(description="Start the selected draft experiments", permissions=["change"])
     def start(self, request, queryset):
         action_report(request, lambda e: experiment_transition(
-            experiment=e, to=Experiment.Status.RUNNING), queryset, "Started.")
+            experiment=e, to=Experiment.Status.RUNNING), queryset, "Started.", audit="start")
 
     @admin.action(description="Stop the selected running experiments", permissions=["change"])
     def stop(self, request, queryset):
         action_report(request, lambda e: experiment_transition(
-            experiment=e, to=Experiment.Status.STOPPED), queryset, "Stopped.")
+            experiment=e, to=Experiment.Status.STOPPED), queryset, "Stopped.", audit="stop")
 
     @admin.display(description="Latest decision")
     def latest_decision(self, obj):
@@ -237,7 +240,8 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
         if target is None:
             raise PermissionDenied
         action_report(request, lambda e: experiment_transition(experiment=e, to=target),
-                      [experiment], "Started." if to == "start" else "Stopped.")
+                      [experiment], "Started." if to == "start" else "Stopped.",
+                      audit="start" if to == "start" else "stop")
         return self._back(experiment)
 
     def run_view(self, request, pk, job):
@@ -251,7 +255,9 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
         if job not in requests:
             raise PermissionDenied
         try:
-            run = requests[job](experiment=experiment)
+            with transaction.atomic():
+                run = requests[job](experiment=experiment)
+                audit_task_run(run, request=request)
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
             return self._back(experiment)
@@ -266,12 +272,12 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
     @admin.action(description="Analyse now (background task)", permissions=["run_tasks"])
     def analyse(self, request, queryset):
         action_report(request, lambda e: experiment_analyse_request(experiment=e), queryset,
-                "Analysis queued; see Task runs for progress.")
+                "Analysis queued; see Task runs for progress.", audit="run")
 
     @admin.action(description="Train the default uplift model (background task)", permissions=["run_tasks"])
     def train(self, request, queryset):
         action_report(request, lambda e: uplift_model_train_request(experiment=e), queryset,
-                "Training queued; see Task runs and Model versions.")
+                "Training queued; see Task runs and Model versions.", audit="run")
 
 
 @admin.register(AnalysisResult)

@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
-from core.admin_actions import TaskActionsMixin
+from core.admin_actions import TaskActionsMixin, action_report
+from core.admin_audit import AuditedAdmin
 from core.admin_paging import BigTableAdmin
 from core.admin_readonly import SnapshotAdmin
 from jobs.requests import segment_size_request
@@ -26,7 +27,7 @@ from marketing.services import customer_attributes_clean, customers_upsert_bulk
 
 
 @admin.register(CustomerAttribute)
-class CustomerAttributeAdmin(admin.ModelAdmin):
+class CustomerAttributeAdmin(AuditedAdmin):
     list_display = ["key", "label", "kind", "required", "is_personal"]
 
 
@@ -177,7 +178,7 @@ class SegmentForm(forms.ModelForm):
 
 
 @admin.register(Segment)
-class SegmentAdmin(TaskActionsMixin, admin.ModelAdmin):
+class SegmentAdmin(TaskActionsMixin, AuditedAdmin):
     form = SegmentForm
     list_display = ["key", "name", "members", "counted_at"]
     readonly_fields = ["members", "counted_at"]
@@ -190,13 +191,12 @@ class SegmentAdmin(TaskActionsMixin, admin.ModelAdmin):
 
     @admin.action(description="Count members (background task)", permissions=["run_tasks"])
     def count_members(self, request, queryset):
-        for segment in queryset:
-            segment_size_request(segment=segment)
-        messages.info(request, f"Queued a member count for {queryset.count()} segment(s).")
+        action_report(request, lambda segment: segment_size_request(segment=segment), queryset,
+                      f"Queued a member count for {queryset.count()} segment(s).", audit="run")
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(AuditedAdmin):
     list_display = ["name", "channel", "status", "cost_per_contact", "value_per_conversion",
                     "budget"]
     list_filter = ["status", "channel"]

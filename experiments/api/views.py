@@ -6,6 +6,7 @@ Each view: check the shape with a serializer, call a service, serialise.
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -20,9 +21,11 @@ from rest_framework.response import Response
 from core.api.backpressure import task_queue_limited
 from core.api.errors import RowsRejected
 from core.api.pagination import NewestFirstCursorPagination
+from core.api.permissions import RUN_TASKS
 from core.api.schema import bulk_error_responses, error_responses
 from core.api.serializers import TaskRunSerializer
 from core.api.views import ListView, queued, queued_example
+from core.audit import audit_record, audit_target
 from experiments.api import serializers as s
 from experiments.assignment import assign_customer, assign_customers
 from experiments.models import AnalysisResult, Assignment, Experiment, Exposure
@@ -85,6 +88,7 @@ def _decision(external_id: str, arm, reason: str, created: bool) -> dict:
 
 class ExperimentListView(ListView):
     permission_model = Experiment
+    write_permission = "add"
     serializer_class = s.ExperimentSerializer
     filter_class = s.ExperimentFilterSerializer
 
@@ -146,8 +150,11 @@ class _TransitionView(GenericAPIView):
     serializer_class = s.ExperimentSerializer
     to: str = ""
 
+    @transaction.atomic
     def post(self, request, key: str):
         experiment = experiment_transition(experiment=experiment_or_404(key), to=self.to)
+        audit_record("start" if self.to == Experiment.Status.RUNNING else "stop",
+                     audit_target(experiment), request=request, detail={"status": self.to})
         return Response(self.get_serializer(experiment).data)
 
 
@@ -418,6 +425,7 @@ RESULT_EXAMPLE = {
 
 class ExperimentAnalyseView(GenericAPIView):
     permission_model = Experiment
+    write_permission = RUN_TASKS
     serializer_class = TaskRunSerializer
 
     @extend_schema(
@@ -430,11 +438,12 @@ class ExperimentAnalyseView(GenericAPIView):
         responses={202: TaskRunSerializer, **error_responses(404)},
         examples=[queued_example("experiment_analyse", {"experiment_id": 12})],
     )
+    @transaction.atomic
     def post(self, request, key: str):
         experiment = experiment_or_404(key)
         run = task_queue_limited(request,
                                  lambda: experiment_analyse_request(experiment=experiment))
-        return queued(run)
+        return queued(run, request)
 
 
 class AnalysisResultListView(ListView):
