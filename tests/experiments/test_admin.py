@@ -200,3 +200,22 @@ def test_the_customer_page_explains_the_champions_choice(admin_client, world):
     html = admin_client.get(reverse("admin:marketing_customer_change",
                                     args=[score.customer_id])).content.decode()
     assert "Why the model chooses" not in html
+
+
+def test_revenue_reads_in_money_and_a_falling_harm_as_fewer(admin_client, world):
+    from core.templatetags.humanize_extra import effect
+
+    _, (_, second), _, target = world
+    html = admin_client.get(reverse("admin:experiments_analysisresult_change",
+                                    args=[second.id]) + "?view=fixed").content.decode()
+    revenue = next(m for m in second.payload["metrics"] if m["metric"] == "revenue")
+    for comparison in revenue["comparisons"]:
+        value = ((comparison.get("cuped") or {}).get("effect")
+                 or comparison["unadjusted"])["absolute_effect"]
+        assert f'<td class="num effect">{effect(value, "money")}</td>' in html
+        assert "€" in effect(value, "money")
+    target.guardrail_harm = {"unsubscribes": -3.4}
+    target.save(update_fields=["guardrail_harm"])
+    html = admin_client.get(reverse("admin:modelling_targetinglist_change",
+                                    args=[target.id])).content.decode()
+    assert "3.40 fewer unsubscribes" in html and "-3.4" not in html
