@@ -8,9 +8,10 @@ in the same layer, consent) in as few queries as it can, calls
 ``assignment_decide`` and writes the rows it decided.
 
 Concurrent writers: the unique constraint on (experiment, customer) keeps
-one row. ``assign_customer`` and ``assign_customers`` insert with
-ignore_conflicts and answer with the row that is stored, so two callers
-racing for the same customer both return the winner's arm.
+one row. ``assign_customer`` inserts with ON CONFLICT DO NOTHING RETURNING
+and ``assign_customers`` with ignore_conflicts; both answer with the row that
+is stored, so two callers racing for the same customer both return the
+winner's arm.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     CharField,
     Exists,
@@ -128,7 +129,9 @@ def assign_customer(
     """Return the customer's arm (creating the assignment) or the reason for none.
 
     One query reads the arms and every fact about the customer; a new
-    assignment adds the insert and the read-back of the stored row.
+    assignment adds one INSERT ... ON CONFLICT DO NOTHING RETURNING, whose
+    answer says whether this call stored the row. Only the loser of a race
+    for the same customer reads the winner's row back.
     """
     as_of, now = now, now or timezone.now()
     arms = _arms_with_facts(experiment, customer, as_of)
@@ -154,18 +157,37 @@ def assign_customer(
     if reason != Reason.ASSIGNED:
         return AssignmentDecision(None, reason_text(reason, state, other_experiment=rival or ""))
     arm = arms[decided.arm[0]]
-    with transaction.atomic():
-        # A concurrent request may have assigned the customer meanwhile: the
-        # unique constraint keeps one row and both callers return that row.
-        Assignment.objects.bulk_create(
-            [Assignment(experiment=experiment, customer=customer, arm=arm, assigned_at=now)],
-            ignore_conflicts=True,
-        )
+    created_id = _assignment_insert(experiment.id, customer.id, arm.id, now)
+    if created_id is not None:  # this call stored the row: its answer is the stored one
+        saved = Assignment(id=created_id, experiment=experiment, customer=customer, arm=arm,
+                           assigned_at=now)
+        return AssignmentDecision(arm, reason_text(Reason.ASSIGNED, state), created=True,
+                                  assignment=saved)
+    # A concurrent request stored the customer's row first: answer with that row
+    # (a new statement, so it sees the winner's committed insert).
     saved = Assignment.objects.select_related("arm").get(experiment=experiment, customer=customer)
-    created = saved.arm_id == arm.id and saved.assigned_at == now
-    return AssignmentDecision(saved.arm, reason_text(
-        Reason.ASSIGNED if created else Reason.ALREADY_ASSIGNED, state),
-        created=created, assignment=saved)
+    return AssignmentDecision(saved.arm, reason_text(Reason.ALREADY_ASSIGNED, state),
+                              assignment=saved)
+
+
+def _assignment_insert(experiment_id: int, customer_id: int, arm_id: int,
+                       assigned_at: datetime) -> int | None:
+    """Insert the assignment unless one is stored; its id, or None when another was first.
+
+    One statement, atomic on its own (no transaction round trips): the
+    unique constraint on (experiment, customer) decides the race, and
+    ``RETURNING`` says whether this insert won. PostgreSQL and SQLite 3.35+.
+    """
+    table = connection.ops.quote_name(Assignment._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (experiment_id, customer_id, arm_id, assigned_at) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (experiment_id, customer_id) DO NOTHING "
+            "RETURNING id",
+            [experiment_id, customer_id, arm_id,
+             connection.ops.adapt_datetimefield_value(assigned_at)])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def _arms_with_facts(experiment: Experiment, customer: Customer,
