@@ -128,31 +128,49 @@ def assign_customer(
 ) -> AssignmentDecision:
     """Return the customer's arm (creating the assignment) or the reason for none.
 
-    One query reads the arms and every fact about the customer; a new
-    assignment adds one INSERT ... ON CONFLICT DO NOTHING RETURNING, whose
-    answer says whether this call stored the row. Only the loser of a race
-    for the same customer reads the winner's row back.
+    ``assign_external_id`` with the customer already in hand (read again with
+    its facts, by primary key).
     """
+    decision = _assign_one(experiment, Q(pk=customer.pk), now)
+    if decision is None:
+        raise Customer.DoesNotExist(f"customer {customer.pk} is gone")
+    return decision
+
+
+def assign_external_id(
+    *, experiment: Experiment, external_id: str, now: datetime | None = None
+) -> AssignmentDecision | None:
+    """The live CRM call: the arm of the customer with this CRM id, or None for no such customer.
+
+    A repeat call is one query (the customer, its stored assignment and its
+    facts); a first call adds one INSERT ... ON CONFLICT DO NOTHING RETURNING,
+    whose answer says whether this call stored the row. Only the loser of a
+    race for the same customer reads the winner's row back. The arms come from
+    a per-process cache once the experiment has started (they are fixed then).
+    """
+    return _assign_one(experiment, Q(external_id=external_id), now)
+
+
+def _assign_one(experiment: Experiment, which: Q, now: datetime | None
+                ) -> AssignmentDecision | None:
     as_of, now = now, now or timezone.now()
-    arms = _arms_with_facts(experiment, customer, as_of)
+    customer = _customer_with_facts(experiment, which, as_of)
+    if customer is None:
+        return None
+    arms = experiment_arms(experiment)
     state = _state(experiment, arms)
-    stored = next((i for i, a in enumerate(arms) if a._assignment_id is not None), -1)
-    # The customer's own facts ride on every arm row; they are absent when the
-    # experiment is not running (the rules stop before needing them).
-    facts = arms[0] if arms else None
-    rival = getattr(facts, "_rival", None)
+    stored = next((i for i, a in enumerate(arms) if a.id == customer._arm_id), -1)
+    rival = getattr(customer, "_rival", None)
     decided = assignment_decide(
         state=state, external_ids=[customer.external_id], consent=[customer.marketing_consent],
-        stored_arm=[stored], eligible=[getattr(facts, "_eligible", True)],
+        stored_arm=[stored], eligible=[getattr(customer, "_eligible", True)],
         other_layer=[rival is not None])
     reason = Reason(decided.reason[0])
     if reason == Reason.ALREADY_ASSIGNED:
         arm = arms[stored]
         # The stored row, from the columns the facts query already read.
-        assignment = Assignment.from_db(
-            Assignment.objects.db, ["id", "experiment_id", "customer_id", "arm_id", "assigned_at"],
-            [arm._assignment_id, experiment.id, customer.id, arm.id, arm._assigned_at])
-        assignment.experiment, assignment.customer, assignment.arm = experiment, customer, arm
+        assignment = Assignment(id=customer._assignment_id, experiment=experiment,
+                                customer=customer, arm=arm, assigned_at=customer._assigned_at)
         return AssignmentDecision(arm, reason_text(reason, state), assignment=assignment)
     if reason != Reason.ASSIGNED:
         return AssignmentDecision(None, reason_text(reason, state, other_experiment=rival or ""))
@@ -168,6 +186,42 @@ def assign_customer(
     saved = Assignment.objects.select_related("arm").get(experiment=experiment, customer=customer)
     return AssignmentDecision(saved.arm, reason_text(Reason.ALREADY_ASSIGNED, state),
                               assignment=saved)
+
+
+def _customer_with_facts(experiment: Experiment, which: Q,
+                         as_of: datetime | None) -> Customer | None:
+    """The customer, carrying its stored assignment (``_assignment_id``, ``_arm_id``,
+    ``_assigned_at``: a LEFT JOIN, NULL for none) and, for a running experiment,
+    ``_eligible`` and ``_rival`` (the rules stop earlier otherwise). One query."""
+    customers = Customer.objects.filter(which).annotate(
+        mine=FilteredRelation("assignments", condition=Q(assignments__experiment=experiment)),
+        _assignment_id=F("mine__id"), _arm_id=F("mine__arm_id"),
+        _assigned_at=F("mine__assigned_at"))
+    if experiment.status == Experiment.Status.RUNNING:
+        customers = customers.annotate(_eligible=_eligible(experiment, OuterRef("pk"), as_of),
+                                       _rival=_rival_key(experiment, OuterRef("pk")))
+    return customers.only("id", "external_id", "marketing_consent").first()
+
+
+# Arms of started experiments, per process: fixed once an experiment leaves
+# draft (the admin and the API edit arms of drafts only). The key holds the
+# salt and start time as well as the id, so a reused id (SQLite after a
+# rollback) never finds another experiment's arms.
+_ARMS: dict[tuple, tuple[Arm, ...]] = {}
+_ARMS_LIMIT = 1_024
+
+
+def experiment_arms(experiment: Experiment) -> tuple[Arm, ...]:
+    """The experiment's arms in id order; cached in this process once it has started."""
+    if experiment.status == Experiment.Status.DRAFT or experiment.started_at is None:
+        return tuple(experiment.arms.order_by("id"))
+    key = (experiment.id, experiment.salt, experiment.started_at)
+    arms = _ARMS.get(key)
+    if arms is None:
+        if len(_ARMS) >= _ARMS_LIMIT:
+            _ARMS.clear()
+        arms = _ARMS[key] = tuple(experiment.arms.order_by("id"))
+    return arms
 
 
 def _assignment_insert(experiment_id: int, customer_id: int, arm_id: int,
@@ -188,25 +242,6 @@ def _assignment_insert(experiment_id: int, customer_id: int, arm_id: int,
              connection.ops.adapt_datetimefield_value(assigned_at)])
         row = cursor.fetchone()
     return None if row is None else row[0]
-
-
-def _arms_with_facts(experiment: Experiment, customer: Customer,
-                     as_of: datetime | None) -> list[Arm]:
-    """The experiment's arms in id order, each row carrying the customer's facts.
-
-    ``_assignment_id`` and ``_assigned_at`` come from a LEFT JOIN on the
-    customer's assignment, so they are set on the stored arm's row only.
-    ``_eligible`` and ``_rival`` do not depend on the arm: uncorrelated
-    subqueries, which both databases evaluate once per query. They are only
-    read for a running experiment (the rules stop earlier otherwise).
-    """
-    arms = experiment.arms.order_by("id").annotate(
-        mine=FilteredRelation("assignments", condition=Q(assignments__customer=customer)),
-        _assignment_id=F("mine__id"), _assigned_at=F("mine__assigned_at"))
-    if experiment.status == Experiment.Status.RUNNING:
-        arms = arms.annotate(_eligible=_eligible(experiment, customer.pk, as_of),
-                             _rival=_rival_key(experiment, customer.pk))
-    return list(arms)
 
 
 def assign_customers(

@@ -23,7 +23,7 @@ from core.api.schema import bulk_error_responses, error_responses
 from core.api.serializers import TaskRunSerializer
 from core.api.views import ListView, queued, queued_example
 from experiments.api import serializers as s
-from experiments.assignment import assign_customer, assign_customers
+from experiments.assignment import assign_customers, assign_external_id
 from experiments.models import AnalysisResult, Assignment, Experiment, Exposure
 from experiments.outcomes import outcome_sums
 from experiments.services import (
@@ -40,7 +40,7 @@ from jobs.requests import (
 from marketing.api.views import (
     EXTERNAL_ID,
 )
-from marketing.models import Campaign, Customer, Event, Segment
+from marketing.models import Campaign, Event, Segment
 from marketing.services import aware_datetime
 
 EXPERIMENT_KEY = OpenApiParameter(
@@ -212,12 +212,11 @@ class AssignmentListView(ListView):
         body.is_valid(raise_exception=True)
         experiment = get_object_or_404(Experiment.objects.select_related("eligibility_segment"),
                                        key=key)
-        customer = Customer.objects.filter(external_id=body.validated_data["customer"]).first()
-        if customer is None:
+        external_id = body.validated_data["customer"]
+        decision = assign_external_id(experiment=experiment, external_id=external_id)
+        if decision is None:
             raise ValidationError({"customer": ["no customer with this external_id"]})
-        decision = assign_customer(experiment=experiment, customer=customer)
-        return Response(_decision(customer.external_id, decision.arm, decision.reason,
-                                  decision.created))
+        return Response(_decision(external_id, decision.arm, decision.reason, decision.created))
 
 
 class AssignmentBulkView(GenericAPIView):

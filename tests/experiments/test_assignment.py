@@ -5,7 +5,12 @@ from collections import Counter
 import pytest
 from scipy import stats
 
-from experiments.assignment import BatchAssignmentResult, assign_customer, assign_segment
+from experiments.assignment import (
+    BatchAssignmentResult,
+    assign_customer,
+    assign_external_id,
+    assign_segment,
+)
 from experiments.hashing import choose_arm, in_traffic, unit_hash
 from experiments.models import Arm, Assignment, Experiment
 from experiments.services import ArmSpec, experiment_transition
@@ -122,14 +127,18 @@ def test_one_customer_costs_one_query_when_stored_and_a_write_when_new(
     experiment = running(eligibility_segment=segment, layer="email")
     # As the API view loads it: the segment comes with the experiment.
     experiment = Experiment.objects.select_related("eligibility_segment").get(pk=experiment.pk)
-    customer = customer_make(channel="web")
-    # One read (arms and the customer's facts), then one INSERT ... RETURNING: no
-    # transaction round trips and no read-back of the row this call stored.
-    with django_assert_num_queries(2):
+    customer, other = customer_make(channel="web"), customer_make(channel="web")
+    # The arms (cached from now on: the experiment has started), the customer with
+    # its facts, then one INSERT ... RETURNING: no transaction round trips and no
+    # read-back of the row this call stored.
+    with django_assert_num_queries(3):
         assert assign_customer(experiment=experiment, customer=customer).created
+    with django_assert_num_queries(2):
+        assert assign_external_id(experiment=experiment, external_id=other.external_id).created
     with django_assert_num_queries(1):
-        assert assign_customer(experiment=experiment, customer=customer).reason == (
-            "already assigned")
+        assert assign_external_id(experiment=experiment,
+                                  external_id=customer.external_id).reason == "already assigned"
+    assert assign_external_id(experiment=experiment, external_id="nobody") is None
 
 
 @pytest.mark.django_db
@@ -186,7 +195,7 @@ def test_the_loser_of_a_first_assignment_race_answers_with_the_stored_arm(monkey
     hashed = experiment.arms.order_by("id")[choose_arm(
         experiment.salt, customer.external_id, [2.0, 1.0, 1.0])]
     other = experiment.arms.exclude(pk=hashed.pk).first()  # e.g. weights read before a change
-    read = assignment._arms_with_facts
+    read = assignment._customer_with_facts
 
     def read_then_lose_the_race(*args):
         facts = read(*args)  # no stored row yet
@@ -194,7 +203,7 @@ def test_the_loser_of_a_first_assignment_race_answers_with_the_stored_arm(monkey
                                   assigned_at=T0)
         return facts
 
-    monkeypatch.setattr(assignment, "_arms_with_facts", read_then_lose_the_race)
+    monkeypatch.setattr(assignment, "_customer_with_facts", read_then_lose_the_race)
     decision = assign_customer(experiment=experiment, customer=customer)
     assert (decision.arm, decision.created, decision.reason) == (other, False, "already assigned")
     assert decision.assignment.assigned_at == T0
@@ -218,14 +227,14 @@ def test_concurrent_first_assignments_all_answer_the_one_stored_arm(monkeypatch)
     experiment = running(arms=THREE_ARMS)
     customer = customer_make()
     together = Barrier(8)
-    read = assignment._arms_with_facts
+    read = assignment._customer_with_facts
 
     def read_then_wait(*args):
         facts = read(*args)
         together.wait(timeout=30)
         return facts
 
-    monkeypatch.setattr(assignment, "_arms_with_facts", read_then_wait)
+    monkeypatch.setattr(assignment, "_customer_with_facts", read_then_wait)
 
     def call(_):
         from django.db import connections
