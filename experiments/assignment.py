@@ -231,13 +231,26 @@ def _assignment_insert(experiment_id: int, customer_id: int, arm_id: int,
     One statement, atomic on its own (no transaction round trips): the
     unique constraint on (experiment, customer) decides the race, and
     ``RETURNING`` says whether this insert won. PostgreSQL and SQLite 3.35+.
+
+    On PostgreSQL the statement's own transaction commits without waiting
+    for the WAL flush (``synchronous_commit`` off for it alone): about 5 ms
+    of a first call's time on this project's machines. The row is visible to
+    every other connection at once, so the race is decided as before; only
+    a database crash in the next fraction of a second could lose it, and any
+    later synchronous commit (an exposure, a conversion) flushes it first.
+    A lost row costs nothing wrong: the arm is the hash of the experiment's
+    salt, the customer id and the weights, all fixed since the start, so the
+    next call stores the same arm again.
     """
     table = connection.ops.quote_name(Assignment._meta.db_table)
+    values = "VALUES (%s, %s, %s, %s)"
+    if connection.vendor == "postgresql":
+        values = ("SELECT %s, %s, %s, %s FROM "
+                  "(SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (experiment_id, customer_id, arm_id, assigned_at) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (experiment_id, customer_id) DO NOTHING "
-            "RETURNING id",
+            f"INSERT INTO {table} (experiment_id, customer_id, arm_id, assigned_at) {values} "
+            "ON CONFLICT (experiment_id, customer_id) DO NOTHING RETURNING id",
             [experiment_id, customer_id, arm_id,
              connection.ops.adapt_datetimefield_value(assigned_at)])
         row = cursor.fetchone()
