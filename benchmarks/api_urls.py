@@ -14,14 +14,13 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from config.urls import urlpatterns as project_urlpatterns
-from experiments.assignment import assign_external_id
-from experiments.models import Experiment
+from experiments.assignment import assign_external_id, live_experiment
 
 
 @csrf_exempt
 def bare_assign(request, key):
     customer_id = json.loads(request.body)["customer"]
-    experiment = Experiment.objects.select_related("eligibility_segment").get(key=key)
+    experiment = live_experiment(key)
     decision = assign_external_id(experiment=experiment, external_id=customer_id)
     arm = decision.arm
     return JsonResponse({"customer": customer_id, "arm": arm.name if arm else None,

@@ -16,6 +16,7 @@ winner's arm.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -151,12 +152,42 @@ def assign_external_id(
     return _assign_one(experiment, Q(external_id=external_id), now)
 
 
+# Started experiments by key, per process, for live calls (live_experiment).
+_LIVE: dict[str, tuple[float, Experiment]] = {}
+LIVE_SECONDS = 2.0
+
+
+def live_experiment(key: str) -> Experiment:
+    """The experiment with this key, for ``assign_external_id``; raises Experiment.DoesNotExist.
+
+    A started experiment is kept in this process for ``LIVE_SECONDS``: what
+    decides its assignments (salt, arms, segment, layer, traffic) is fixed
+    once it has started, and its status, which is not, is read again in the
+    same query as the customer's facts, so a Stop applies to the next call.
+    Only an edit of the eligibility segment's rule waits up to LIVE_SECONDS.
+    """
+    now = time.monotonic()
+    cached = _LIVE.get(key)
+    if cached is not None and now - cached[0] < LIVE_SECONDS:
+        return cached[1]
+    experiment = Experiment.objects.select_related("eligibility_segment").get(key=key)
+    if experiment.status != Experiment.Status.DRAFT:
+        if len(_LIVE) >= _ARMS_LIMIT:
+            _LIVE.clear()
+        _LIVE[key] = (now, experiment)
+    return experiment
+
+
 def _assign_one(experiment: Experiment, which: Q, now: datetime | None
                 ) -> AssignmentDecision | None:
     as_of, now = now, now or timezone.now()
     customer = _customer_with_facts(experiment, which, as_of)
     if customer is None:
         return None
+    if (customer._status, customer._started_at) != (experiment.status, experiment.started_at):
+        # Stopped, started (or, in tests, replaced) since this copy was read.
+        _LIVE.pop(experiment.key, None)
+        return _assign_one(live_experiment(experiment.key), which, as_of)
     arms = experiment_arms(experiment)
     state = _state(experiment, arms)
     stored = next((i for i, a in enumerate(arms) if a.id == customer._arm_id), -1)
@@ -191,12 +222,17 @@ def _assign_one(experiment: Experiment, which: Q, now: datetime | None
 def _customer_with_facts(experiment: Experiment, which: Q,
                          as_of: datetime | None) -> Customer | None:
     """The customer, carrying its stored assignment (``_assignment_id``, ``_arm_id``,
-    ``_assigned_at``: a LEFT JOIN, NULL for none) and, for a running experiment,
+    ``_assigned_at``: a LEFT JOIN, NULL for none), the experiment's current
+    ``_status`` and ``_started_at``, and, for a running experiment,
     ``_eligible`` and ``_rival`` (the rules stop earlier otherwise). One query."""
     customers = Customer.objects.filter(which).annotate(
         mine=FilteredRelation("assignments", condition=Q(assignments__experiment=experiment)),
         _assignment_id=F("mine__id"), _arm_id=F("mine__arm_id"),
-        _assigned_at=F("mine__assigned_at"))
+        _assigned_at=F("mine__assigned_at"),
+        # The status as it is now: the caller's experiment may be a cached copy.
+        _status=Subquery(Experiment.objects.filter(pk=experiment.pk).values("status")[:1]),
+        _started_at=Subquery(Experiment.objects.filter(pk=experiment.pk)
+                             .values("started_at")[:1]))
     if experiment.status == Experiment.Status.RUNNING:
         customers = customers.annotate(_eligible=_eligible(experiment, OuterRef("pk"), as_of),
                                        _rival=_rival_key(experiment, OuterRef("pk")))

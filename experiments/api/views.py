@@ -6,6 +6,7 @@ Each view: check the shape with a serializer, call a service, serialise.
 
 from __future__ import annotations
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -23,7 +24,7 @@ from core.api.schema import bulk_error_responses, error_responses
 from core.api.serializers import TaskRunSerializer
 from core.api.views import ListView, queued, queued_example
 from experiments.api import serializers as s
-from experiments.assignment import assign_customers, assign_external_id
+from experiments.assignment import assign_customers, assign_external_id, live_experiment
 from experiments.models import AnalysisResult, Assignment, Experiment, Exposure
 from experiments.outcomes import outcome_sums
 from experiments.services import (
@@ -210,8 +211,10 @@ class AssignmentListView(ListView):
     def post(self, request, key: str):
         body = s.AssignInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        experiment = get_object_or_404(Experiment.objects.select_related("eligibility_segment"),
-                                       key=key)
+        try:
+            experiment = live_experiment(key)
+        except Experiment.DoesNotExist:
+            raise Http404 from None
         external_id = body.validated_data["customer"]
         decision = assign_external_id(experiment=experiment, external_id=external_id)
         if decision is None:

@@ -249,3 +249,25 @@ def test_concurrent_first_assignments_all_answer_the_one_stored_arm(monkeypatch)
     assert {d.arm.id for d in decisions} == {stored.arm_id}
     assert sum(d.created for d in decisions) == 1
     assert {d.assignment.pk for d in decisions} == {stored.pk}
+
+
+@pytest.mark.django_db
+def test_a_cached_live_experiment_still_obeys_a_stop_at_once(django_assert_num_queries):
+    from experiments.assignment import live_experiment
+
+    experiment = running()
+    customer, newcomer = customer_make(), customer_make()
+    live = live_experiment(experiment.key)
+    first = assign_external_id(experiment=live, external_id=customer.external_id)
+    assert first.created
+    with django_assert_num_queries(1):  # the cached experiment and arms, one read
+        again = assign_external_id(experiment=live_experiment(experiment.key),
+                                   external_id=customer.external_id)
+    assert (again.arm, again.created) == (first.arm, False)
+    experiment_transition(experiment=experiment, to=Experiment.Status.STOPPED)
+    cached = live_experiment(experiment.key)
+    assert cached.status == Experiment.Status.RUNNING  # still the copy read before the stop
+    late = assign_external_id(experiment=cached, external_id=newcomer.external_id)
+    assert (late.arm, late.reason) == (None, "experiment is stopped, not running")
+    assert not Assignment.objects.filter(customer=newcomer).exists()
+    assert live_experiment(experiment.key).status == Experiment.Status.STOPPED
