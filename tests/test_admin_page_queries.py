@@ -118,6 +118,7 @@ def full_scans(sqls: list[str]) -> list[str]:
 def test_every_page_issues_the_same_queries_at_three_times_the_data(world):
     client, experiment, version, pages = world
     before = _render(client, pages)
+    assert all(before.values())  # the capture saw each page's queries
     _grow(experiment, version, N, 2 * N)
     after = _render(client, pages)
     assert Customer.objects.count() == 3 * N
