@@ -131,10 +131,10 @@ class RecentSourceFilter(admin.SimpleListFilter):
     RECENT = 10_000
 
     def lookups(self, request, model_admin):
-        recent = Event.objects.order_by("-id").values("id")[:self.RECENT]
-        sources = (Event.objects.filter(id__in=recent).order_by("source")
-                   .values_list("source", flat=True).distinct())
-        return [(source, source) for source in sources]
+        # The distinct values of 10,000 strings, here: as ``id IN (latest ids)`` the
+        # planner hash-joins the subquery against a scan of every event.
+        recent = Event.objects.order_by("-id").values_list("source", flat=True)[:self.RECENT]
+        return [(source, source) for source in sorted(set(recent))]
 
     def queryset(self, request, queryset):
         return queryset.filter(source=self.value()) if self.value() else queryset
