@@ -200,16 +200,15 @@ def _assign_one(experiment: Experiment, which: Q, now: datetime | None
     if reason == Reason.ALREADY_ASSIGNED:
         arm = arms[stored]
         # The stored row, from the columns the facts query already read.
-        assignment = Assignment(id=customer._assignment_id, experiment=experiment,
-                                customer=customer, arm=arm, assigned_at=customer._assigned_at)
+        assignment = _stored(customer._assignment_id, experiment, customer, arm,
+                             customer._assigned_at)
         return AssignmentDecision(arm, reason_text(reason, state), assignment=assignment)
     if reason != Reason.ASSIGNED:
         return AssignmentDecision(None, reason_text(reason, state, other_experiment=rival or ""))
     arm = arms[decided.arm[0]]
     created_id = _assignment_insert(experiment.id, customer.id, arm.id, now)
     if created_id is not None:  # this call stored the row: its answer is the stored one
-        saved = Assignment(id=created_id, experiment=experiment, customer=customer, arm=arm,
-                           assigned_at=now)
+        saved = _stored(created_id, experiment, customer, arm, now)
         return AssignmentDecision(arm, reason_text(Reason.ASSIGNED, state), created=True,
                                   assignment=saved)
     # A concurrent request stored the customer's row first: answer with that row
@@ -258,6 +257,16 @@ def experiment_arms(experiment: Experiment) -> tuple[Arm, ...]:
             _ARMS.clear()
         arms = _ARMS[key] = tuple(experiment.arms.order_by("id"))
     return arms
+
+
+def _stored(pk: int, experiment: Experiment, customer: Customer, arm: Arm,
+            assigned_at: datetime) -> Assignment:
+    """The stored row as an instance, from values in hand (as if read from the database)."""
+    row = Assignment.from_db(Assignment.objects.db,
+                             ["id", "experiment_id", "customer_id", "arm_id", "assigned_at"],
+                             [pk, experiment.id, customer.id, arm.id, assigned_at])
+    row.experiment, row.customer, row.arm = experiment, customer, arm
+    return row
 
 
 def _assignment_insert(experiment_id: int, customer_id: int, arm_id: int,
