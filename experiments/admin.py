@@ -21,11 +21,13 @@ from core.admin_readonly import SnapshotAdmin
 from core.audit import audit_task_run
 from core.models import TaskRun
 from core.plots import ForestRow, forest_plot, interval_bars, line_chart
+from core.units import CURRENCY
 from experiments.models import AnalysisResult, Arm, Experiment, Metric
 from experiments.results import (
     analysis_payload_public,
     effect_history,
     experiment_arm_counts,
+    metric_units,
     model_insight,
     next_step,
     result_rows,
@@ -334,8 +336,13 @@ def task_run_result_url(run: TaskRun) -> str | None:
     return reverse("admin:core_taskrun_change", args=[run.id])
 
 
-def _axis_kind(kind: str) -> str:
-    return "pp" if kind == "proportion" else "number"
+def _axis_kind(unit: str) -> str:
+    """core.plots' axis kind for an effect unit (core.units)."""
+    return {"pp": "pp", "money": "money"}.get(unit, "number")
+
+
+_EFFECT_TITLE = {"pp": "Effect (pp)", "money": f"Effect per customer ({CURRENCY})",
+                 "count": "Effect per customer (events)"}
 
 
 def results_context(request, experiment: Experiment, result: AnalysisResult | None) -> dict:
@@ -344,15 +351,16 @@ def results_context(request, experiment: Experiment, result: AnalysisResult | No
         return {"result": None, "insight": model_insight(experiment, [])}
     view = view_for(experiment, request.GET.get("view"))
     payload = result.payload
-    blocks = result_rows(payload, view=view, sequential_design=experiment.sequential_testing)
+    units = metric_units(experiment)
+    blocks = result_rows(payload, view=view, sequential_design=experiment.sequential_testing,
+                         units=units)
     history = effect_history(experiment, view=view)
     for block in blocks:
-        kind = _axis_kind(block.kind)
+        kind = _axis_kind(block.unit)
         block.chart = interval_bars(
             labels=[r.arm for r in block.rows], values=[r.effect for r in block.rows],
             lower=[r.low for r in block.rows], upper=[r.high for r in block.rows],
-            y_title="Effect (pp)" if kind == "pp" else "Effect per customer", y_kind=kind,
-            height=240)
+            y_title=_EFFECT_TITLE[block.unit], y_kind=kind, height=240)
         block.history = []
         for row in block.rows:
             series = history.get((block.name, row.arm))
@@ -382,7 +390,7 @@ def results_context(request, experiment: Experiment, result: AnalysisResult | No
                     [ForestRow(r.segment, r.effect, r.low, r.high, second=r.predicted)
                      for r in shown if r.effect is not None],
                     x_title=f"Effect of {arm} on {block.name}",
-                    x_kind=_axis_kind(block.kind),
+                    x_kind=_axis_kind(block.unit),
                     estimate_name="Observed effect (interval adjusted for all segments)",
                     second_name="Model's predicted uplift") if shown else None})
     warnings = []

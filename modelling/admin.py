@@ -31,7 +31,7 @@ from modelling.followup import (
     targeting_follow_up_start,
 )
 from modelling.models import ModelVersion, TargetingFollowUp, TargetingList
-from modelling.targeting import targeting_list_create, targeting_list_csv
+from modelling.targeting import targeting_list_csv
 
 
 @admin.register(ModelVersion)
@@ -54,8 +54,27 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
     @admin.action(description="Create a targeting list (campaign costs and budget)",
                   permissions=["run_tasks"])
     def target(self, request, queryset):
-        action_report(request, lambda v: targeting_list_create(campaign=v.campaign, model_version=v),
-                queryset, "Targeting list created; see Targeting lists.", audit="create")
+        """Queue one build per version with the campaign's own costs; never builds in the request.
+
+        With one version selected the browser goes to that build's progress
+        page (the targeting form's); with several, each run's page is linked.
+        """
+        runs = []
+
+        def queue(version):
+            run = targeting_list_request(campaign=version.campaign, model_version=version)
+            runs.append((version, run))
+            return run
+
+        action_report(request, queue, queryset, "Targeting list build queued.", audit="run")
+        pages = [reverse("admin:modelling_modelversion_target_run", args=[v.id, run.id])
+                 for v, run in runs]
+        if len(pages) == 1:
+            return redirect(pages[0])
+        for (version, _), page in zip(runs, pages, strict=True):
+            messages.info(request, format_html('Version {}: <a href="{}">follow the build</a>',
+                                               version.id, page))
+        return None
 
     def get_urls(self):
         view = self.admin_site.admin_view

@@ -7,6 +7,7 @@ Each view: check the shape with a serializer, call a service, serialise.
 from __future__ import annotations
 
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -27,7 +28,7 @@ from core.api.serializers import TaskRunSerializer
 from core.api.views import ListView, queued, queued_example
 from core.audit import audit_record, audit_target
 from experiments.api import serializers as s
-from experiments.assignment import assign_customer, assign_customers
+from experiments.assignment import assign_customers, assign_external_id, live_experiment
 from experiments.models import AnalysisResult, Assignment, Experiment, Exposure
 from experiments.outcomes import outcome_sums
 from experiments.services import (
@@ -44,7 +45,7 @@ from jobs.requests import (
 from marketing.api.views import (
     EXTERNAL_ID,
 )
-from marketing.models import Campaign, Customer, Event, Segment
+from marketing.models import Campaign, Event, Segment
 from marketing.services import aware_datetime
 
 EXPERIMENT_KEY = OpenApiParameter(
@@ -218,14 +219,15 @@ class AssignmentListView(ListView):
     def post(self, request, key: str):
         body = s.AssignInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        experiment = get_object_or_404(Experiment.objects.select_related("eligibility_segment"),
-                                       key=key)
-        customer = Customer.objects.filter(external_id=body.validated_data["customer"]).first()
-        if customer is None:
+        try:
+            experiment = live_experiment(key)
+        except Experiment.DoesNotExist:
+            raise Http404 from None
+        external_id = body.validated_data["customer"]
+        decision = assign_external_id(experiment=experiment, external_id=external_id)
+        if decision is None:
             raise ValidationError({"customer": ["no customer with this external_id"]})
-        decision = assign_customer(experiment=experiment, customer=customer)
-        return Response(_decision(customer.external_id, decision.arm, decision.reason,
-                                  decision.created))
+        return Response(_decision(external_id, decision.arm, decision.reason, decision.created))
 
 
 class AssignmentBulkView(GenericAPIView):
