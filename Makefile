@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 # (Ctrl-C) or when any step fails.
 WORKER_CONCURRENCY ?= 2
 run: export CELERY_BROKER_URL ?= filesystem://
+run: export DEBUG ?= true
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_admin

@@ -104,16 +104,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(url: str, port: int) -> subprocess.Popen:
+def start_server(url: str, port: int, workers: int = 2) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "benchmarks.api_settings",
            "DEBUG": "false", "DJANGO_SECRET_KEY": "benchmark-only-" + "x" * 40,
            "PRIVACY_ID_KEY": "benchmark-only-pseudonyms-" + "y" * 40,
-           "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "ERROR",
+           "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "ERROR", "SECURE_SSL_REDIRECT": "false",
            "API_THROTTLE_READ": "1000000/s", "API_THROTTLE_WRITE": "1000000/s",
            "API_THROTTLE_BULK": "1000000/s"}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", "2", "--timeout", "300", "--log-level", "warning"],
+         f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "300", "--log-level", "warning"],
         cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

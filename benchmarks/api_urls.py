@@ -1,7 +1,7 @@
 """The project's URLs plus the bare Django baselines that benchmarks/api.py compares with.
 
 ``/bench/assign/<key>/`` does what POST /api/v1/experiments/<key>/assignments/
-does (same lookups, same assign_customer call) with none of the API layer:
+does (same lookups, same assign_external_id call) with none of the API layer:
 no DRF, authentication, permission, throttle, parser or serializer. The
 ratio of the two is the price of that layer. ``/bench/hello/`` is Django
 returning a constant, for scale.
@@ -14,17 +14,14 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from config.urls import urlpatterns as project_urlpatterns
-from experiments.assignment import assign_customer
-from experiments.models import Experiment
-from marketing.models import Customer
+from experiments.assignment import assign_external_id, live_experiment
 
 
 @csrf_exempt
 def bare_assign(request, key):
     customer_id = json.loads(request.body)["customer"]
-    experiment = Experiment.objects.select_related("eligibility_segment").get(key=key)
-    customer = Customer.objects.get(external_id=customer_id)
-    decision = assign_customer(experiment=experiment, customer=customer)
+    experiment = live_experiment(key)
+    decision = assign_external_id(experiment=experiment, external_id=customer_id)
     arm = decision.arm
     return JsonResponse({"customer": customer_id, "arm": arm.name if arm else None,
                          "reason": decision.reason,

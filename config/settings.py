@@ -1,8 +1,9 @@
 """Settings, read from the environment (see .env.example for every variable).
 
-Defaults give a laptop setup: SQLite, tasks run eagerly in process, DEBUG on.
-Production sets DEBUG=false, DJANGO_SECRET_KEY, DATABASE_URL (PostgreSQL) and
-CELERY_BROKER_URL (Redis or RabbitMQ).
+Defaults give a laptop setup (SQLite, tasks run eagerly in process) in
+production mode: DEBUG is off unless DEBUG=true (what `make run` sets), so a
+server needs no flag. Production sets DJANGO_SECRET_KEY, DATABASE_URL
+(PostgreSQL) and CELERY_BROKER_URL (Redis or RabbitMQ); README "Production".
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ from config.env import database_from_url, env_bool, env_float, env_int, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = env_bool("DEBUG", True)
+DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DEBUG is off")
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DEBUG is off (DEBUG=true "
+                                   "for a laptop demo; README, Production)")
     # Only ever used with DEBUG on: a laptop demo, never a deployment.
     SECRET_KEY = "insecure-development-key-do-not-deploy"
-elif not DEBUG and len(SECRET_KEY) < 32:
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters with DEBUG off")
+elif not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    # Django's own bar (check --deploy, security.W009).
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters (5 distinct) "
+                               "with DEBUG off")
 
 # Key of the pseudonyms (core.pseudonyms): customer ids in logs and after
 # erasure, idempotency keys always. Keep it as long as the data it keyed.
@@ -68,6 +72,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body: see core.api.body_limit.
     "core.api.body_limit.RequestBodyLimitMiddleware",
+    # Static files (the admin's CSS and JavaScript, plotly) from STATIC_ROOT
+    # under gunicorn: `manage.py collectstatic` fills it at each release.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -116,7 +123,13 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+# Compressed copies are made by collectstatic; no manifest, so a page still
+# renders where collectstatic has not run (tests, runserver).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 # plotly.js comes from the pinned plotly package (core.staticfiles), never a CDN
 # and never a copy in git: static/plotly/plotly.min.js.
 STATICFILES_FINDERS = [
@@ -275,9 +288,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
+# --- HTTPS (read only when DEBUG is off; README "Production") --------------
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe the health endpoint over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto (only when the
+# proxy always sets it, or a client could claim HTTPS).
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Cache: API throttle counts and verified API keys ------------------------
 # Redis when CACHE_URL (or REDIS_URL) is set: every gunicorn worker and host

@@ -5,9 +5,12 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api.errors import error_body
+from core.health import health_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # For load balancers and monitors: database, broker, worker; 200 or 503 (core.health).
+    path("health/", health_view, name="health"),
     path("api/v1/", include("marketing.api.urls")),
     path("api/v1/", include("experiments.api.urls")),
     path("api/v1/", include("modelling.api.urls")),

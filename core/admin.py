@@ -1,9 +1,14 @@
 """Background job runs, API keys and the audit log."""
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
 
+from core.admin_audit import AuditedAdmin, admin_register_audited
 from core.admin_readonly import SnapshotAdmin
 from core.api_keys import api_key_deactivate
+from core.audit import audit_record, audit_target
 from core.models import ApiKey, AuditEntry, TaskRun
 
 
@@ -16,7 +21,7 @@ class TaskRunAdmin(SnapshotAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdmin):
     """Keys are created with ``manage.py create_api_key`` (the secret is shown once, there);
     here they are listed and revoked. The secret's hash is never shown."""
 
@@ -34,7 +39,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def deactivate(self, request, queryset):
         keys = list(queryset)
         for key in keys:
-            api_key_deactivate(key=key)
+            with transaction.atomic():
+                api_key_deactivate(key=key)
+                audit_record("revoke", audit_target(key), request=request,
+                             detail={"name": key.name})
         messages.info(request, f"Deactivated {len(keys)} API key(s).")
 
 
@@ -45,3 +53,8 @@ class AuditEntryAdmin(SnapshotAdmin):
     search_fields = ["actor", "target"]
     date_hierarchy = "at"
     readonly_fields = ["at", "actor", "user", "action", "target", "detail"]
+
+
+# Who may do what is itself audited: users and groups changed here get entries too.
+admin_register_audited(admin.site, get_user_model())
+admin_register_audited(admin.site, Group)

@@ -2,8 +2,9 @@
 
 from functools import cached_property
 
-from django.contrib import admin
 from django.core.paginator import Paginator
+
+from core.admin_audit import AuditedAdmin
 
 COUNT_CAP = 10_000
 
@@ -22,7 +23,7 @@ class BoundedCountPaginator(Paginator):
         return self.object_list.order_by()[:COUNT_CAP].count()
 
 
-class BigTableAdmin(admin.ModelAdmin):
+class BigTableAdmin(AuditedAdmin):
     """For customers, events, assignments, scores, targeting entries."""
 
     paginator = BoundedCountPaginator

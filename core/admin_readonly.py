@@ -1,9 +1,9 @@
 """Admin pages for records that are snapshots: written by services and tasks, only read here."""
 
-from django.contrib import admin
+from core.admin_audit import AuditedAdmin
 
 
-class SnapshotAdmin(admin.ModelAdmin):
+class SnapshotAdmin(AuditedAdmin):
     """No add, save or delete: a snapshot edited by hand would no longer be what was computed.
 
     The change page still renders (Django shows it read-only to users with

@@ -40,3 +40,16 @@ def audit_record(action: str, target: str, *, request=None, user=None, api_key=N
     actor = audit_actor(request, user=user, api_key=api_key, system=system)
     return AuditEntry.objects.create(action=action, target=target[:200],
                                      detail=detail or {}, **actor)
+
+
+def audit_target(obj) -> str:
+    """``"experiments.experiment 12"``: the row by its table and id, never by its text
+    (``str()`` of a customer is their CRM id)."""
+    return f"{obj._meta.label_lower} {obj.pk}"
+
+
+def audit_task_run(run, *, request=None, user=None, api_key=None, system: str = "") -> AuditEntry:
+    """A background task someone queued: its run, name and parameters (ids and numbers)."""
+    return audit_record("run", f"task run {run.pk} ({run.name})", request=request, user=user,
+                        api_key=api_key, system=system,
+                        detail={"task": run.name, "params": run.params})

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
+from core.units import CURRENCY
+
 BLUE, ORANGE, GREY = "#2b6cb0", "#c05621", "#718096"
 BAND = "rgba(43,108,176,0.18)"
 
@@ -36,7 +38,7 @@ class _Axis:
     hover: str  # d3 format for hover labels
 
 
-def _axis(kind: str, title: str, currency: str = "$") -> _Axis:
+def _axis(kind: str, title: str, currency: str = CURRENCY) -> _Axis:
     if kind == "number":
         return _Axis(1.0, {"tickformat": ",.3~g"}, ",.3~g")
     if kind == "category":
@@ -84,7 +86,7 @@ def _to_dict(fig: go.Figure) -> dict:
 def line_chart(
     *, x: Sequence, y: Sequence, lower: Sequence | None = None, upper: Sequence | None = None,
     x_title: str, y_title: str, x_kind: str = "number", y_kind: str = "number",
-    name: str = "", band_name: str = "95% interval", currency: str = "$", height: int = 320,
+    name: str = "", band_name: str = "95% interval", currency: str = CURRENCY, height: int = 320,
 ) -> dict:
     """A line of ``y`` against ``x``, with a shaded ``lower``..``upper`` band when given."""
     xa, ya = _axis(x_kind, x_title, currency), _axis(y_kind, y_title, currency)
@@ -126,7 +128,7 @@ class ForestRow:
 def forest_plot(
     rows: Sequence[ForestRow], *, x_title: str, x_kind: str = "pp",
     estimate_name: str = "Observed effect (95% interval)", second_name: str = "Model's uplift",
-    sort: bool = True, currency: str = "$",
+    sort: bool = True, currency: str = CURRENCY,
 ) -> dict:
     """Horizontal intervals per row, sorted by estimate (largest on top), with a zero line.
 
@@ -168,7 +170,7 @@ def forest_plot(
 def interval_bars(
     *, labels: Sequence[str], values: Sequence[float], lower: Sequence[float] | None = None,
     upper: Sequence[float] | None = None, y_title: str, y_kind: str = "pp",
-    name: str = "", currency: str = "$", height: int = 320,
+    name: str = "", currency: str = CURRENCY, height: int = 320,
 ) -> dict:
     """Bars (one per label) with optional interval whiskers, e.g. each arm's effect."""
     ax = _axis(y_kind, y_title, currency)

@@ -7,6 +7,7 @@ heavy work is queued as tasks whose progress shows under Task runs.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -15,14 +16,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin_actions import TaskActionsMixin, action_report
+from core.admin_audit import AuditedAdmin
 from core.admin_readonly import SnapshotAdmin
+from core.audit import audit_task_run
 from core.models import TaskRun
 from core.plots import ForestRow, forest_plot, interval_bars, line_chart
+from core.units import CURRENCY
 from experiments.models import AnalysisResult, Arm, Experiment, Metric
 from experiments.results import (
     analysis_payload_public,
     effect_history,
     experiment_arm_counts,
+    metric_units,
     model_insight,
     next_step,
     result_rows,
@@ -146,7 +151,7 @@ class ExperimentForm(forms.ModelForm):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
+class ExperimentAdmin(TaskActionsMixin, AuditedAdmin):
     """Status moves only by the Start and Stop actions (experiments.services.experiment_transition)."""
 
     form = ExperimentForm
@@ -163,12 +168,12 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
     @admin.action(description="Start the selected draft experiments", permissions=["change"])
     def start(self, request, queryset):
         action_report(request, lambda e: experiment_transition(
-            experiment=e, to=Experiment.Status.RUNNING), queryset, "Started.")
+            experiment=e, to=Experiment.Status.RUNNING), queryset, "Started.", audit="start")
 
     @admin.action(description="Stop the selected running experiments", permissions=["change"])
     def stop(self, request, queryset):
         action_report(request, lambda e: experiment_transition(
-            experiment=e, to=Experiment.Status.STOPPED), queryset, "Stopped.")
+            experiment=e, to=Experiment.Status.STOPPED), queryset, "Stopped.", audit="stop")
 
     @admin.display(description="Latest decision")
     def latest_decision(self, obj):
@@ -237,7 +242,8 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
         if target is None:
             raise PermissionDenied
         action_report(request, lambda e: experiment_transition(experiment=e, to=target),
-                      [experiment], "Started." if to == "start" else "Stopped.")
+                      [experiment], "Started." if to == "start" else "Stopped.",
+                      audit="start" if to == "start" else "stop")
         return self._back(experiment)
 
     def run_view(self, request, pk, job):
@@ -251,7 +257,9 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
         if job not in requests:
             raise PermissionDenied
         try:
-            run = requests[job](experiment=experiment)
+            with transaction.atomic():
+                run = requests[job](experiment=experiment)
+                audit_task_run(run, request=request)
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
             return self._back(experiment)
@@ -266,12 +274,12 @@ class ExperimentAdmin(TaskActionsMixin, admin.ModelAdmin):
     @admin.action(description="Analyse now (background task)", permissions=["run_tasks"])
     def analyse(self, request, queryset):
         action_report(request, lambda e: experiment_analyse_request(experiment=e), queryset,
-                "Analysis queued; see Task runs for progress.")
+                "Analysis queued; see Task runs for progress.", audit="run")
 
     @admin.action(description="Train the default uplift model (background task)", permissions=["run_tasks"])
     def train(self, request, queryset):
         action_report(request, lambda e: uplift_model_train_request(experiment=e), queryset,
-                "Training queued; see Task runs and Model versions.")
+                "Training queued; see Task runs and Model versions.", audit="run")
 
 
 @admin.register(AnalysisResult)
@@ -328,8 +336,13 @@ def task_run_result_url(run: TaskRun) -> str | None:
     return reverse("admin:core_taskrun_change", args=[run.id])
 
 
-def _axis_kind(kind: str) -> str:
-    return "pp" if kind == "proportion" else "number"
+def _axis_kind(unit: str) -> str:
+    """core.plots' axis kind for an effect unit (core.units)."""
+    return {"pp": "pp", "money": "money"}.get(unit, "number")
+
+
+_EFFECT_TITLE = {"pp": "Effect (pp)", "money": f"Effect per customer ({CURRENCY})",
+                 "count": "Effect per customer (events)"}
 
 
 def results_context(request, experiment: Experiment, result: AnalysisResult | None) -> dict:
@@ -338,15 +351,16 @@ def results_context(request, experiment: Experiment, result: AnalysisResult | No
         return {"result": None, "insight": model_insight(experiment, [])}
     view = view_for(experiment, request.GET.get("view"))
     payload = result.payload
-    blocks = result_rows(payload, view=view, sequential_design=experiment.sequential_testing)
+    units = metric_units(experiment)
+    blocks = result_rows(payload, view=view, sequential_design=experiment.sequential_testing,
+                         units=units)
     history = effect_history(experiment, view=view)
     for block in blocks:
-        kind = _axis_kind(block.kind)
+        kind = _axis_kind(block.unit)
         block.chart = interval_bars(
             labels=[r.arm for r in block.rows], values=[r.effect for r in block.rows],
             lower=[r.low for r in block.rows], upper=[r.high for r in block.rows],
-            y_title="Effect (pp)" if kind == "pp" else "Effect per customer", y_kind=kind,
-            height=240)
+            y_title=_EFFECT_TITLE[block.unit], y_kind=kind, height=240)
         block.history = []
         for row in block.rows:
             series = history.get((block.name, row.arm))
@@ -376,7 +390,7 @@ def results_context(request, experiment: Experiment, result: AnalysisResult | No
                     [ForestRow(r.segment, r.effect, r.low, r.high, second=r.predicted)
                      for r in shown if r.effect is not None],
                     x_title=f"Effect of {arm} on {block.name}",
-                    x_kind=_axis_kind(block.kind),
+                    x_kind=_axis_kind(block.unit),
                     estimate_name="Observed effect (interval adjusted for all segments)",
                     second_name="Model's predicted uplift") if shown else None})
     warnings = []

@@ -35,10 +35,21 @@ from django.db.models import Count
 from scipy.stats import norm
 
 from core.small_cells import small_cells_suppress
-from experiments.models import AnalysisResult, Experiment
+from experiments.models import AnalysisResult, Experiment, Metric
 
 HISTORY_LIMIT = 60  # snapshots on the effect-over-time chart (the latest ones)
 VIEWS = ("fixed", "sequential")
+
+
+# What an effect is measured in (core.units), by what the metric aggregates.
+UNIT_OF_AGGREGATION = {Metric.Aggregation.CONVERTED: "pp", Metric.Aggregation.SUM: "money",
+                       Metric.Aggregation.COUNT: "count"}
+
+
+def metric_units(experiment: Experiment) -> dict[str, str]:
+    """``{metric name: effect unit}``: pp for rates, money for summed values, count else."""
+    return {name: UNIT_OF_AGGREGATION[aggregation] for name, aggregation
+            in experiment.metrics.values_list("name", "aggregation")}
 
 
 def experiment_arm_counts(experiment: Experiment) -> dict[int, int]:
@@ -96,6 +107,7 @@ class MetricBlock:
     arms: list[ArmNumbers]
     rows: list[ResultRow]
     harmed: bool = False
+    unit: str = "count"  # what the effect is in (core.units): pp, money or count
 
 
 def _verdict(row_significant: bool, improvement: float | None, role: str) -> str:
@@ -106,8 +118,13 @@ def _verdict(row_significant: bool, improvement: float | None, role: str) -> str
     return "harmed (guardrail)" if role == "guardrail" else "worse than control"
 
 
-def result_rows(payload: dict, *, view: str, sequential_design: bool) -> list[MetricBlock]:
-    """One block per metric, one row per treatment arm, in the ``view`` (fixed or sequential)."""
+def result_rows(payload: dict, *, view: str, sequential_design: bool,
+                units: dict[str, str] | None = None) -> list[MetricBlock]:
+    """One block per metric, one row per treatment arm, in the ``view`` (fixed or sequential).
+
+    ``units`` (``metric_units``) names each effect's unit; without it a rate is
+    in pp and any other metric a plain number.
+    """
     blocks = []
     alpha = float(payload.get("alpha", 0.05))
     for metric in payload.get("metrics", []):
@@ -151,7 +168,9 @@ def result_rows(payload: dict, *, view: str, sequential_design: bool) -> list[Me
             name=metric["metric"], role=metric["role"], kind=metric["kind"],
             increase_is_good=metric["increase_is_good"], arms=arms, rows=rows,
             harmed=metric["role"] == "guardrail" and any(
-                r.verdict.startswith("harmed") for r in rows)))
+                r.verdict.startswith("harmed") for r in rows),
+            unit=(units or {}).get(metric["metric"],
+                                   "pp" if metric["kind"] == "proportion" else "count")))
     return blocks
 
 

@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -9,7 +10,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin_actions import TaskActionsMixin, action_report
+from core.admin_audit import AuditedAdmin
 from core.admin_readonly import SnapshotAdmin
+from core.audit import audit_record, audit_target, audit_task_run
 from core.models import TaskRun
 from core.plots import ForestRow, forest_plot, interval_bars
 from experiments.admin import task_run_state
@@ -28,7 +31,7 @@ from modelling.followup import (
     targeting_follow_up_start,
 )
 from modelling.models import ModelVersion, TargetingFollowUp, TargetingList
-from modelling.targeting import targeting_list_create, targeting_list_csv
+from modelling.targeting import targeting_list_csv
 
 
 @admin.register(ModelVersion)
@@ -46,13 +49,32 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
                   permissions=["run_tasks"])
     def score(self, request, queryset):
         action_report(request, lambda v: customers_score_request(model_version=v), queryset,
-                "Scoring queued; see Task runs.")
+                "Scoring queued; see Task runs.", audit="run")
 
     @admin.action(description="Create a targeting list (campaign costs and budget)",
                   permissions=["run_tasks"])
     def target(self, request, queryset):
-        action_report(request, lambda v: targeting_list_create(campaign=v.campaign, model_version=v),
-                queryset, "Targeting list created; see Targeting lists.")
+        """Queue one build per version with the campaign's own costs; never builds in the request.
+
+        With one version selected the browser goes to that build's progress
+        page (the targeting form's); with several, each run's page is linked.
+        """
+        runs = []
+
+        def queue(version):
+            run = targeting_list_request(campaign=version.campaign, model_version=version)
+            runs.append((version, run))
+            return run
+
+        action_report(request, queue, queryset, "Targeting list build queued.", audit="run")
+        pages = [reverse("admin:modelling_modelversion_target_run", args=[v.id, run.id])
+                 for v, run in runs]
+        if len(pages) == 1:
+            return redirect(pages[0])
+        for (version, _), page in zip(runs, pages, strict=True):
+            messages.info(request, format_html('Version {}: <a href="{}">follow the build</a>',
+                                               version.id, page))
+        return None
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -79,7 +101,9 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
         back = reverse("admin:experiments_experiment_overview", args=[version.experiment_id]) \
             if version.experiment_id else reverse("admin:modelling_modelversion_change", args=[pk])
         try:
-            run = customers_score_request(model_version=version)
+            with transaction.atomic():
+                run = customers_score_request(model_version=version)
+                audit_task_run(run, request=request)
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
             return redirect(back)
@@ -105,7 +129,9 @@ class ModelVersionAdmin(TaskActionsMixin, SnapshotAdmin):
             form = TargetingForm(request.POST, version=version)
             if form.is_valid():
                 try:
-                    run = targeting_list_request(**form.service_kwargs())
+                    with transaction.atomic():
+                        run = targeting_list_request(**form.service_kwargs())
+                        audit_task_run(run, request=request)
                 except ValidationError as exc:
                     named = exc.message_dict.items() if hasattr(exc, "error_dict") else [
                         ("", exc.messages)]
@@ -224,7 +250,8 @@ class TargetingListAdmin(SnapshotAdmin):
                               "45/45/10, left in draft)", permissions=["follow_up"])
     def follow_up(self, request, queryset):
         action_report(request, lambda t: targeting_follow_up_create(targeting_list=t), queryset,
-                      "Follow-up experiment created in draft; see Targeting follow-ups.")
+                      "Follow-up experiment created in draft; see Targeting follow-ups.",
+                      audit="create")
 
     def get_list_display(self, request):
         # No export permission, no link (the view would refuse it anyway).
@@ -246,6 +273,8 @@ class TargetingListAdmin(SnapshotAdmin):
         if not request.user.has_perm("modelling.export_targetinglist"):
             raise PermissionDenied  # a list of customer ids: exporting it is its own permission
         target = get_object_or_404(TargetingList, pk=pk)
+        audit_record("export", audit_target(target), request=request,
+                     detail={"format": "csv", "via": "admin"})
         response = StreamingHttpResponse(targeting_list_csv(target), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="targeting-list-{pk}.csv"'
         return response
@@ -266,7 +295,7 @@ class TargetingListAdmin(SnapshotAdmin):
 
 
 @admin.register(TargetingFollowUp)
-class TargetingFollowUpAdmin(TaskActionsMixin, admin.ModelAdmin):
+class TargetingFollowUpAdmin(TaskActionsMixin, AuditedAdmin):
     """A list's policy in the field: start it, analyse it, download what to send."""
 
     list_display = ["id", "targeting_list", "experiment", "status", "shares", "summary",
@@ -296,12 +325,12 @@ class TargetingFollowUpAdmin(TaskActionsMixin, admin.ModelAdmin):
                   permissions=["run_tasks"])
     def start(self, request, queryset):
         action_report(request, lambda f: targeting_follow_up_start(follow_up=f), queryset,
-                      "Follow-ups started; download each plan for the CRM.")
+                      "Follow-ups started; download each plan for the CRM.", audit="start")
 
     @admin.action(description="Analyse incremental profit now", permissions=["run_tasks"])
     def analyse(self, request, queryset):
         action_report(request, lambda f: targeting_follow_up_analyse(follow_up=f), queryset,
-                      "Follow-ups analysed.")
+                      "Follow-ups analysed.", audit="run")
 
     def get_urls(self):
         return [path("<int:pk>/plan.csv", self.admin_site.admin_view(self.plan_csv_view),
@@ -312,6 +341,8 @@ class TargetingFollowUpAdmin(TaskActionsMixin, admin.ModelAdmin):
             raise PermissionDenied  # who gets which offer is as sensitive as the list itself
         follow_up = get_object_or_404(TargetingFollowUp.objects.select_related("experiment"),
                                       pk=pk)
+        audit_record("export", audit_target(follow_up), request=request,
+                     detail={"format": "csv", "via": "admin"})
         response = StreamingHttpResponse(follow_up_plan_csv(follow_up), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="follow-up-{pk}.csv"'
         return response

@@ -155,11 +155,11 @@ def profit_curve_figure(target: TargetingList) -> dict | None:
             return None
         return line_chart(x=curve["contacts"], y=curve["profit"], x_kind="count", y_kind="money",
                           x_title="Customers contacted (best first)",
-                          y_title="Expected profit (model's prediction)", currency="€")
+                          y_title="Expected profit (model's prediction)")
     curves = evaluation["curves"]
     overall = curves["overall"]
     figure = line_chart(x=overall["contacts"], y=overall["profit"], lower=overall["low"],
-                        upper=overall["high"], x_kind="count", y_kind="money", currency="€",
+                        upper=overall["high"], x_kind="count", y_kind="money",
                         x_title="Held-out customers contacted (best predicted profit first)",
                         y_title="Profit on held-out customers", name="This list's policy",
                         band_name="Policy: 95% interval", height=380)

@@ -68,6 +68,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from core.db.bulk import rows_insert
+from core.units import CURRENCY
 from experiments.hashing import unit_hash
 from experiments.models import Assignment, Experiment, Metric
 from experiments.outcomes import OfferCosts, outcome_profit_cells
@@ -91,8 +92,6 @@ GROUPS = (POLICY, RANDOM, HOLDOUT)
 DEFAULT_SHARES = {POLICY: 0.45, RANDOM: 0.45, HOLDOUT: 0.10}
 # Shares are typed by people (0.45 + 0.45 + 0.1 is 1.0000000000000002 in floats).
 SHARE_TOLERANCE = 1e-6
-# Campaigns carry no currency; the admin and the summary sentence show this one.
-CURRENCY = "€"
 
 
 def follow_up_shares_validate(shares: Mapping[str, object] | None) -> dict[str, float]:

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from core.api import serializers as s
 from core.api.pagination import IdCursorPagination, NewestFirstCursorPagination
 from core.api.schema import error_responses
+from core.audit import audit_task_run
 from core.models import ApiKey, TaskRun
 
 
@@ -86,7 +87,10 @@ class TaskRunDetailView(GenericAPIView):
         return Response(self.get_serializer(get_object_or_404(TaskRun, pk=id)).data)
 
 
-def queued(run: TaskRun) -> Response:
+def queued(run: TaskRun, request) -> Response:
+    """202 with the run; the audit log records who queued it (the caller wraps both in
+    one transaction: the view is ``transaction.atomic``)."""
+    audit_task_run(run, request=request)
     return Response(s.TaskRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

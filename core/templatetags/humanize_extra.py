@@ -12,6 +12,12 @@ Rules (a missing or non-finite value shows as an em dash):
   numbers keep 3 significant digits (0.012345 -> "0.0123", 12.345 -> "12.3")
   but never lose integer digits (1234.56 -> "1,235").
 - ``pvalue``: "< 0.001" below 0.001, else 3 decimals (0.0456 -> "0.046").
+- ``effect``: an effect in its unit (``core.units``), signed: ``{{ x|effect:"pp" }}``
+  -> "+2.2 pp", ``{{ x|effect:"money" }}`` -> "+€0.35", ``{{ x|effect:"count" }}``
+  -> "-0.0123" (3 significant digits).
+- ``more_or_fewer``: a change in a count of events, in words, never with a minus
+  sign: ``{{ 3.4|more_or_fewer:"unsubscribes" }}`` -> "3.4 extra unsubscribes",
+  -3.4 -> "3.4 fewer unsubscribes", 0 -> "no change in unsubscribes".
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import math
 from decimal import Decimal
 
 from django import template
+
+from core.units import CURRENCY
 
 register = template.Library()
 MISSING = "—"
@@ -102,3 +110,28 @@ def pvalue(value) -> str:
 def words(value) -> str:
     """A stored code as words: ``keep_running`` -> ``keep running`` (badges, labels)."""
     return MISSING if value is None or value == "" else str(value).replace("_", " ")
+
+
+@register.filter
+def effect(value, unit="count") -> str:
+    f = _number(value)
+    if f is None:
+        return MISSING
+    if unit == "pp":
+        return pp(f)
+    if unit == "money":
+        text = money(f, CURRENCY)
+        return text if text.startswith("-") or text == money(0.0, CURRENCY) else f"+{text}"
+    text = sig3(abs(f))
+    return _signed(text, f < 0, text == "0")
+
+
+@register.filter
+def more_or_fewer(value, noun="") -> str:
+    f = _number(value)
+    if f is None:
+        return MISSING
+    text = sig3(abs(f))
+    if text == "0":
+        return f"no change in {noun}".strip()
+    return f"{text} {'fewer' if f < 0 else 'extra'} {noun}".strip()

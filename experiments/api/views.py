@@ -6,6 +6,8 @@ Each view: check the shape with a serializer, call a service, serialise.
 
 from __future__ import annotations
 
+from django.db import transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -20,11 +22,13 @@ from rest_framework.response import Response
 from core.api.backpressure import task_queue_limited
 from core.api.errors import RowsRejected
 from core.api.pagination import NewestFirstCursorPagination
+from core.api.permissions import RUN_TASKS
 from core.api.schema import bulk_error_responses, error_responses
 from core.api.serializers import TaskRunSerializer
 from core.api.views import ListView, queued, queued_example
+from core.audit import audit_record, audit_target
 from experiments.api import serializers as s
-from experiments.assignment import assign_customer, assign_customers
+from experiments.assignment import assign_customers, assign_external_id, live_experiment
 from experiments.models import AnalysisResult, Assignment, Experiment, Exposure
 from experiments.outcomes import outcome_sums
 from experiments.services import (
@@ -41,7 +45,7 @@ from jobs.requests import (
 from marketing.api.views import (
     EXTERNAL_ID,
 )
-from marketing.models import Campaign, Customer, Event, Segment
+from marketing.models import Campaign, Event, Segment
 from marketing.services import aware_datetime
 
 EXPERIMENT_KEY = OpenApiParameter(
@@ -85,6 +89,7 @@ def _decision(external_id: str, arm, reason: str, created: bool) -> dict:
 
 class ExperimentListView(ListView):
     permission_model = Experiment
+    write_permission = "add"
     serializer_class = s.ExperimentSerializer
     filter_class = s.ExperimentFilterSerializer
 
@@ -146,8 +151,11 @@ class _TransitionView(GenericAPIView):
     serializer_class = s.ExperimentSerializer
     to: str = ""
 
+    @transaction.atomic
     def post(self, request, key: str):
         experiment = experiment_transition(experiment=experiment_or_404(key), to=self.to)
+        audit_record("start" if self.to == Experiment.Status.RUNNING else "stop",
+                     audit_target(experiment), request=request, detail={"status": self.to})
         return Response(self.get_serializer(experiment).data)
 
 
@@ -211,14 +219,15 @@ class AssignmentListView(ListView):
     def post(self, request, key: str):
         body = s.AssignInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        experiment = get_object_or_404(Experiment.objects.select_related("eligibility_segment"),
-                                       key=key)
-        customer = Customer.objects.filter(external_id=body.validated_data["customer"]).first()
-        if customer is None:
+        try:
+            experiment = live_experiment(key)
+        except Experiment.DoesNotExist:
+            raise Http404 from None
+        external_id = body.validated_data["customer"]
+        decision = assign_external_id(experiment=experiment, external_id=external_id)
+        if decision is None:
             raise ValidationError({"customer": ["no customer with this external_id"]})
-        decision = assign_customer(experiment=experiment, customer=customer)
-        return Response(_decision(customer.external_id, decision.arm, decision.reason,
-                                  decision.created))
+        return Response(_decision(external_id, decision.arm, decision.reason, decision.created))
 
 
 class AssignmentBulkView(GenericAPIView):
@@ -418,6 +427,7 @@ RESULT_EXAMPLE = {
 
 class ExperimentAnalyseView(GenericAPIView):
     permission_model = Experiment
+    write_permission = RUN_TASKS
     serializer_class = TaskRunSerializer
 
     @extend_schema(
@@ -430,11 +440,12 @@ class ExperimentAnalyseView(GenericAPIView):
         responses={202: TaskRunSerializer, **error_responses(404)},
         examples=[queued_example("experiment_analyse", {"experiment_id": 12})],
     )
+    @transaction.atomic
     def post(self, request, key: str):
         experiment = experiment_or_404(key)
         run = task_queue_limited(request,
                                  lambda: experiment_analyse_request(experiment=experiment))
-        return queued(run)
+        return queued(run, request)
 
 
 class AnalysisResultListView(ListView):

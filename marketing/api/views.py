@@ -5,6 +5,7 @@ Each view: check the shape with a serializer, call a service, serialise.
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -15,9 +16,10 @@ from rest_framework.response import Response
 
 from core.api.backpressure import task_queue_limited
 from core.api.errors import RowsRejected
+from core.api.permissions import RUN_TASKS
 from core.api.schema import bulk_error_responses, error_responses
 from core.api.serializers import TaskRunSerializer
-from core.api.views import TASK_QUEUED_EXAMPLE, ListView, requester
+from core.api.views import TASK_QUEUED_EXAMPLE, ListView, queued, requester
 from jobs.requests import segment_size_request
 from marketing.api import serializers as s
 from marketing.crm_ids import customer_by_crm_id
@@ -271,6 +273,7 @@ SEGMENT_RULE_DOC = (
 
 class SegmentListView(ListView):
     permission_model = Segment
+    write_permission = "add"
     serializer_class = s.SegmentSerializer
 
     @extend_schema(
@@ -312,6 +315,7 @@ class SegmentDetailView(GenericAPIView):
 
 class SegmentCountView(GenericAPIView):
     permission_model = Segment
+    write_permission = RUN_TASKS
     serializer_class = TaskRunSerializer
 
     @extend_schema(
@@ -322,10 +326,11 @@ class SegmentCountView(GenericAPIView):
         examples=[OpenApiExample("Queued", value=TASK_QUEUED_EXAMPLE, response_only=True,
                                  status_codes=[202])],
     )
+    @transaction.atomic
     def post(self, request, key: str):
         segment = get_object_or_404(Segment, key=key)
         run = task_queue_limited(request, lambda: segment_size_request(segment=segment))
-        return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return queued(run, request)
 
 
 # --- Campaigns -------------------------------------------------------------
@@ -339,6 +344,7 @@ CAMPAIGN_OUT_EXAMPLE = {**CAMPAIGN_EXAMPLE, "status": "draft",
 
 class CampaignListView(ListView):
     permission_model = Campaign
+    write_permission = "add"
     serializer_class = s.CampaignSerializer
     filter_class = s.CampaignFilterSerializer
 

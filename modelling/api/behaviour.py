@@ -15,7 +15,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from core.api.backpressure import task_queue_limited
 from core.api.pagination import NewestFirstCursorPagination
+from core.api.permissions import RUN_TASKS
 from core.api.schema import error_responses
 from core.api.serializers import TaskRunSerializer
 from core.api.views import ListView, queued, queued_example
@@ -144,6 +146,7 @@ RUN_EXAMPLE = {
 
 class CampaignTrainBehaviourView(GenericAPIView):
     permission_model = Campaign
+    write_permission = RUN_TASKS
     serializer_class = BehaviourTrainInSerializer
 
     @extend_schema(
@@ -159,12 +162,14 @@ class CampaignTrainBehaviourView(GenericAPIView):
                       "campaign_id": 4, "target": "churn", "horizon_days": 90,
                       "candidates": list(CHURN_CANDIDATES), "model_params": {}})],
     )
+    @transaction.atomic
     def post(self, request, key: str):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         campaign = get_object_or_404(Campaign, key=key)
-        run = behaviour_model_train_request(campaign=campaign, **body.validated_data)
-        return queued(run)
+        run = task_queue_limited(request, lambda: behaviour_model_train_request(
+            campaign=campaign, **body.validated_data))
+        return queued(run, request)
 
 
 class PredictionListView(ListView):
@@ -204,6 +209,7 @@ class CustomerPredictionsView(ListView):
 
 class CampaignSegmentationView(GenericAPIView):
     permission_model = Campaign
+    write_permission = RUN_TASKS
     serializer_class = SegmentationInSerializer
 
     @extend_schema(
@@ -217,6 +223,7 @@ class CampaignSegmentationView(GenericAPIView):
                   queued_example("segmentation_run", {"segmentation_run_id": 3,
                                                       "model_params": {}})],
     )
+    @transaction.atomic
     def post(self, request, key: str):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -229,10 +236,11 @@ class CampaignSegmentationView(GenericAPIView):
             if experiment is None:
                 raise ValidationError({"experiment": f"no experiment {experiment_key!r}"})
         try:
-            run = segmentation_run_request(campaign=campaign, experiment=experiment, **data)
+            run = task_queue_limited(request, lambda: segmentation_run_request(
+                campaign=campaign, experiment=experiment, **data))
         except DjangoValidationError as exc:
             raise ValidationError(exc.message_dict) from None
-        return queued(run)
+        return queued(run, request)
 
 
 class SegmentationRunListView(ListView):

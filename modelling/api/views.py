@@ -5,6 +5,7 @@ Each view: check the shape with a serializer, call a service, serialise.
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -21,9 +22,11 @@ from rest_framework.response import Response
 
 from core.api.backpressure import task_queue_limited
 from core.api.pagination import IdCursorPagination, NewestFirstCursorPagination
+from core.api.permissions import EXPORT_TARGETING_LIST, RUN_TASKS
 from core.api.schema import error_responses
 from core.api.serializers import TaskRunSerializer
 from core.api.views import ListView, queued, queued_example
+from core.audit import audit_record, audit_target
 from experiments.api.views import EXPERIMENT_KEY, experiment_or_404
 from experiments.models import Experiment
 from jobs.requests import (
@@ -146,6 +149,7 @@ class ModelVersionDetailView(GenericAPIView):
 
 class ExperimentTrainView(GenericAPIView):
     permission_model = Experiment
+    write_permission = RUN_TASKS
     serializer_class = s.UpliftTrainInSerializer
 
     @extend_schema(
@@ -165,17 +169,19 @@ class ExperimentTrainView(GenericAPIView):
                 "random_state": 0}),
         ],
     )
+    @transaction.atomic
     def post(self, request, key: str):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         experiment = experiment_or_404(key)
         run = task_queue_limited(request, lambda: uplift_model_train_request(
             experiment=experiment, **body.validated_data))
-        return queued(run)
+        return queued(run, request)
 
 
 class CampaignTrainResponseView(GenericAPIView):
     permission_model = Campaign
+    write_permission = RUN_TASKS
     serializer_class = s.ResponseTrainInSerializer
 
     @extend_schema(
@@ -193,17 +199,19 @@ class CampaignTrainResponseView(GenericAPIView):
                 "model_params": {}}),
         ],
     )
+    @transaction.atomic
     def post(self, request, key: str):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         campaign = get_object_or_404(Campaign, key=key)
         run = task_queue_limited(request, lambda: response_model_train_request(
             campaign=campaign, **body.validated_data))
-        return queued(run)
+        return queued(run, request)
 
 
 class ModelVersionScoreView(GenericAPIView):
     permission_model = ModelVersion
+    write_permission = RUN_TASKS
     serializer_class = s.ScoreInSerializer
 
     @extend_schema(
@@ -219,6 +227,7 @@ class ModelVersionScoreView(GenericAPIView):
                 "cutoff": "2026-06-16T03:00:00+00:00"}),
         ],
     )
+    @transaction.atomic
     def post(self, request, id: int):  # noqa: A002 - the path parameter's name
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -226,7 +235,7 @@ class ModelVersionScoreView(GenericAPIView):
         segment = segment_or_invalid(body.validated_data["segment"])
         run = task_queue_limited(request, lambda: customers_score_request(
             model_version=version, segment=segment))
-        return queued(run)
+        return queued(run, request)
 
 
 # --- Customer scores ---------------------------------------------------------------
@@ -364,12 +373,20 @@ class RankCursorPagination(IdCursorPagination):
     ordering = "rank"
 
 
+def _audit_export(request, obj, kind: str) -> None:
+    """An export of customer ids: once per CSV, once per paging run (its first page)."""
+    if kind == "csv" or not request.query_params.get("cursor"):
+        audit_record("export", audit_target(obj), request=request,
+                     detail={"format": kind, "via": "api"})
+
+
 def targeting_list_or_404(id: int) -> TargetingList:  # noqa: A002 - the path parameter's name
     return get_object_or_404(TargetingList.objects.select_related("campaign", "segment"), pk=id)
 
 
 class CampaignTargetingListView(ListView):
     permission_model = TargetingList
+    write_permission = RUN_TASKS  # building a list, as the admin's Create a targeting list
     pagination_class = NewestFirstCursorPagination
     serializer_class = s.TargetingListSummarySerializer
 
@@ -414,8 +431,10 @@ class CampaignTargetingListView(ListView):
             if version is None:
                 raise ValidationError({"model_version": ["no model version with this id"]})
         segment = segment_or_invalid(data.pop("segment"))
-        target = targeting_list_create(campaign=campaign, model_version=version,
-                                       segment=segment, **data)
+        with transaction.atomic():
+            target = targeting_list_create(campaign=campaign, model_version=version,
+                                           segment=segment, **data)
+            audit_record("create", audit_target(target), request=request)
         return Response(s.TargetingListSerializer(target).data, status=status.HTTP_201_CREATED)
 
 
@@ -436,6 +455,7 @@ class TargetingListDetailView(GenericAPIView):
 
 class TargetingEntryListView(ListView):
     permission_model = TargetingList
+    read_permission = EXPORT_TARGETING_LIST  # the customers themselves, as the CSV
     pagination_class = RankCursorPagination
     serializer_class = s.TargetingEntrySerializer
 
@@ -450,11 +470,13 @@ class TargetingEntryListView(ListView):
     )
     def get(self, request, id: int):  # noqa: A002 - the path parameter's name
         target = get_object_or_404(TargetingList, pk=id)
+        _audit_export(request, target, "pages")
         return self.list(request, targeting_entries(target).select_related("customer"))
 
 
 class TargetingListCsvView(GenericAPIView):
     permission_model = TargetingList
+    read_permission = EXPORT_TARGETING_LIST
 
     def perform_content_negotiation(self, request, force=False):
         # The body is CSV whatever Accept says (a stream DRF does not render), and errors
@@ -475,6 +497,7 @@ class TargetingListCsvView(GenericAPIView):
     )
     def get(self, request, id: int):  # noqa: A002 - the path parameter's name
         target = get_object_or_404(TargetingList, pk=id)
+        _audit_export(request, target, "csv")
         response = StreamingHttpResponse(targeting_list_csv(target),
                                          content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="targeting-list-{target.id}.csv"'
@@ -520,7 +543,7 @@ def follow_up_or_404(id: int) -> TargetingFollowUp:  # noqa: A002 - the path par
 
 class TargetingListFollowUpView(GenericAPIView):
     permission_model = TargetingFollowUp
-    write_permission = "add"
+    write_permission = "experiments.add_experiment"  # a follow-up is a new experiment (admin)
     serializer_class = s.FollowUpInSerializer
 
     @extend_schema(
@@ -541,8 +564,10 @@ class TargetingListFollowUpView(GenericAPIView):
     def post(self, request, id: int):  # noqa: A002 - the path parameter's name
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
-        follow_up = targeting_follow_up_create(targeting_list=targeting_list_or_404(id),
-                                               **body.validated_data)
+        with transaction.atomic():
+            follow_up = targeting_follow_up_create(targeting_list=targeting_list_or_404(id),
+                                                   **body.validated_data)
+            audit_record("create", audit_target(follow_up), request=request)
         return Response(s.FollowUpSerializer(follow_up).data, status=status.HTTP_201_CREATED)
 
 
@@ -562,6 +587,7 @@ class FollowUpDetailView(GenericAPIView):
 
 class FollowUpStartView(GenericAPIView):
     permission_model = TargetingFollowUp
+    write_permission = RUN_TASKS
     serializer_class = s.FollowUpSerializer
 
     @extend_schema(
@@ -574,12 +600,15 @@ class FollowUpStartView(GenericAPIView):
                                  value={**FOLLOW_UP_EXAMPLE, "status": "running"})],
     )
     def post(self, request, id: int):  # noqa: A002 - the path parameter's name
-        follow_up = targeting_follow_up_start(follow_up=follow_up_or_404(id))
+        with transaction.atomic():
+            follow_up = targeting_follow_up_start(follow_up=follow_up_or_404(id))
+            audit_record("start", audit_target(follow_up), request=request)
         return Response(self.get_serializer(follow_up).data)
 
 
 class FollowUpAnalyseView(GenericAPIView):
     permission_model = TargetingFollowUp
+    write_permission = RUN_TASKS
     serializer_class = s.FollowUpSerializer
 
     @extend_schema(
@@ -593,7 +622,10 @@ class FollowUpAnalyseView(GenericAPIView):
                                  response_only=True)],
     )
     def post(self, request, id: int):  # noqa: A002 - the path parameter's name
-        follow_up = targeting_follow_up_analyse(follow_up=follow_up_or_404(id))
+        with transaction.atomic():
+            follow_up = targeting_follow_up_analyse(follow_up=follow_up_or_404(id))
+            audit_record("run", audit_target(follow_up), request=request,
+                         detail={"task": "targeting_follow_up_analyse"})
         return Response(self.get_serializer(follow_up).data)
 
 
@@ -603,6 +635,7 @@ class CustomerIdCursorPagination(IdCursorPagination):
 
 class FollowUpPlanView(ListView):
     permission_model = TargetingFollowUp
+    read_permission = EXPORT_TARGETING_LIST
     pagination_class = CustomerIdCursorPagination
     serializer_class = s.FollowUpPlanEntrySerializer
 
@@ -616,11 +649,14 @@ class FollowUpPlanView(ListView):
             "customer": "crm-1001", "group": "policy", "offer": "email"})],
     )
     def get(self, request, id: int):  # noqa: A002 - the path parameter's name
-        return self.list(request, follow_up_plan(follow_up_or_404(id)))
+        follow_up = follow_up_or_404(id)
+        _audit_export(request, follow_up, "pages")
+        return self.list(request, follow_up_plan(follow_up))
 
 
 class FollowUpPlanCsvView(GenericAPIView):
     permission_model = TargetingFollowUp
+    read_permission = EXPORT_TARGETING_LIST
 
     def perform_content_negotiation(self, request, force=False):
         # As for the list's CSV: the body is CSV whatever Accept says.
@@ -639,6 +675,7 @@ class FollowUpPlanCsvView(GenericAPIView):
     )
     def get(self, request, id: int):  # noqa: A002 - the path parameter's name
         follow_up = follow_up_or_404(id)
+        _audit_export(request, follow_up, "csv")
         response = StreamingHttpResponse(follow_up_plan_csv(follow_up),
                                          content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="follow-up-{follow_up.id}.csv"'

@@ -11,7 +11,7 @@ from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
 from core.api_keys import api_key_create, api_key_deactivate, api_key_verify
-from core.models import ApiKey
+from core.models import ApiKey, AuditEntry
 from marketing.models import Customer
 
 pytestmark = pytest.mark.django_db
@@ -85,6 +85,10 @@ def test_the_command_prints_a_working_key_once():
     key = api_key_verify(raw)
     assert key is not None and key.name == "shop" and key.scope == "write"
     assert raw not in str(ApiKey.objects.values_list())
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.target, entry.actor) == (
+        "create", f"core.apikey {key.id}", "system:manage.py create_api_key")
+    assert raw not in str(entry.detail)
 
 
 def test_the_command_refuses_a_duplicate_name():

@@ -90,10 +90,10 @@ def test_runs_clusters_a_customers_cluster_and_saving_one(api, campaign):
     assert missing.status_code == 404
 
 
-def test_a_customers_export_holds_their_scores_and_clusters(api, scored):
+def test_a_customers_export_holds_their_scores_and_clusters(privacy, scored):
     customer = scored[2]
     ClusterMembership.objects.create(run_id=41, customer=customer, cluster=3, assigned_at=AT)
-    body = api.get(f"/api/v1/customers/{customer.external_id}/export/").json()
+    body = privacy.get(f"/api/v1/customers/{customer.external_id}/export/").json()
     section = body["behaviour"]
     assert {(r.get("score"), r.get("value")) for r in section if "score" in r} == {
         ("churn_risk", 0.4), ("expected_revenue_90d", 20.0)}

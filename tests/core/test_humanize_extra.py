@@ -60,3 +60,24 @@ def test_words_turns_a_stored_code_into_words():
     assert words("keep_running") == "keep running"
     assert words("ship") == "ship"
     assert words(None) == "—"
+
+
+@pytest.mark.parametrize(("value", "unit", "text"), [
+    (0.02248, "pp", "+2.2 pp"), (-0.005, "pp", "-0.5 pp"),
+    (0.354, "money", "+€0.35"), (-1234.5, "money", "-€1,234.50"), (0.001, "money", "€0.00"),
+    (0.012345, "count", "+0.0123"), (-0.5, "count", "-0.500"), (0.0, "count", "0"),
+    (None, "money", "—"), (math.nan, "pp", "—"),
+])
+def test_effect_is_signed_in_its_unit(value, unit, text):
+    from core.templatetags.humanize_extra import effect
+    assert effect(value, unit) == text
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (3.4, "3.40 extra unsubscribes"), (-3.4, "3.40 fewer unsubscribes"),
+    (-1234.0, "1,234 fewer unsubscribes"), (0.0, "no change in unsubscribes"),
+    (None, "—"),
+])
+def test_more_or_fewer_never_writes_a_negative_extra(value, text):
+    from core.templatetags.humanize_extra import more_or_fewer
+    assert more_or_fewer(value, "unsubscribes") == text

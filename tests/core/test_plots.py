@@ -29,7 +29,7 @@ def test_axis_kinds_have_human_tick_formats():
            for kind in ["count", "percent", "money", "number"]}
     assert fmt["count"]["tickformat"] == ",d"
     assert fmt["percent"]["tickformat"] == ".1~%"
-    assert (fmt["money"]["tickprefix"], fmt["money"]["tickformat"]) == ("$", ",.2~f")
+    assert (fmt["money"]["tickprefix"], fmt["money"]["tickformat"]) == ("€", ",.2~f")  # core.units.CURRENCY
     assert fmt["number"]["tickformat"] == ",.3~g"
     with pytest.raises(ValueError, match="unknown axis kind"):
         line_chart(x=[1], y=[1], x_title="x", y_title="y", y_kind="furlongs")

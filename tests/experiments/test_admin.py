@@ -90,9 +90,22 @@ def test_admin_actions_queue_the_same_services(admin_client, world,
     run = TaskRun.objects.get(name="experiment_analyse", status="succeeded")
     assert run.params == {"experiment_id": experiment.id}
     assert experiment.analyses.filter(task_run=run).count() == 1
-    admin_client.post(reverse("admin:modelling_modelversion_changelist"),
-                      {"action": "target", "_selected_action": [version.id]})
-    assert version.target_lists.count() == 2
+    # The bulk action queues the build (never builds in the request) and goes to its progress.
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = admin_client.post(reverse("admin:modelling_modelversion_changelist"),
+                                     {"action": "target", "_selected_action": [version.id]})
+    build = TaskRun.objects.get(name="targeting_list_build")
+    assert build.status == "queued" and version.target_lists.count() == 1
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "admin:modelling_modelversion_target_run", args=[version.id, build.id])
+    for callback in queued:  # the worker's turn (eager Celery in tests)
+        callback()
+    build.refresh_from_db()
+    assert build.status == "succeeded" and version.target_lists.count() == 2
+    assert build.result["targeting_list_id"] == version.target_lists.latest("id").id
+    progress = admin_client.get(response["Location"]).content.decode()
+    assert reverse("admin:modelling_targetinglist_change",
+                   args=[build.result["targeting_list_id"]]) in progress
     changelists = ["experiments_experiment", "experiments_analysisresult",
                    "modelling_modelversion", "modelling_targetinglist", "core_taskrun",
                    "jobs_campaignschedule"]
@@ -143,14 +156,14 @@ def test_model_version_actions_need_the_run_tasks_permission(client, world):
     html = client.get(changelist).content.decode()
     assert 'value="target"' not in html and 'value="score"' not in html
     client.post(changelist, {"action": "target", "_selected_action": [version.id]})
-    assert version.target_lists.count() == 1
+    assert not TaskRun.objects.filter(name="targeting_list_build").exists()
     user.user_permissions.add(Permission.objects.get(codename="run_tasks"))
     user = get_user_model().objects.get(pk=user.pk)  # a fresh permission cache
     client.force_login(user)
     html = client.get(changelist).content.decode()
     assert 'value="target"' in html and 'value="score"' in html
     client.post(changelist, {"action": "target", "_selected_action": [version.id]})
-    assert version.target_lists.count() == 2
+    assert TaskRun.objects.filter(name="targeting_list_build").count() == 1
 
 
 def test_the_model_page_shows_the_drivers_and_the_rules_in_words(admin_client, world):
@@ -187,3 +200,22 @@ def test_the_customer_page_explains_the_champions_choice(admin_client, world):
     html = admin_client.get(reverse("admin:marketing_customer_change",
                                     args=[score.customer_id])).content.decode()
     assert "Why the model chooses" not in html
+
+
+def test_revenue_reads_in_money_and_a_falling_harm_as_fewer(admin_client, world):
+    from core.templatetags.humanize_extra import effect
+
+    _, (_, second), _, target = world
+    html = admin_client.get(reverse("admin:experiments_analysisresult_change",
+                                    args=[second.id]) + "?view=fixed").content.decode()
+    revenue = next(m for m in second.payload["metrics"] if m["metric"] == "revenue")
+    for comparison in revenue["comparisons"]:
+        value = ((comparison.get("cuped") or {}).get("effect")
+                 or comparison["unadjusted"])["absolute_effect"]
+        assert f'<td class="num effect">{effect(value, "money")}</td>' in html
+        assert "€" in effect(value, "money")
+    target.guardrail_harm = {"unsubscribes": -3.4}
+    target.save(update_fields=["guardrail_harm"])
+    html = admin_client.get(reverse("admin:modelling_targetinglist_change",
+                                    args=[target.id])).content.decode()
+    assert "3.40 fewer unsubscribes" in html and "-3.4" not in html

@@ -5,7 +5,12 @@ from collections import Counter
 import pytest
 from scipy import stats
 
-from experiments.assignment import BatchAssignmentResult, assign_customer, assign_segment
+from experiments.assignment import (
+    BatchAssignmentResult,
+    assign_customer,
+    assign_external_id,
+    assign_segment,
+)
 from experiments.hashing import choose_arm, in_traffic, unit_hash
 from experiments.models import Arm, Assignment, Experiment
 from experiments.services import ArmSpec, experiment_transition
@@ -122,14 +127,18 @@ def test_one_customer_costs_one_query_when_stored_and_a_write_when_new(
     experiment = running(eligibility_segment=segment, layer="email")
     # As the API view loads it: the segment comes with the experiment.
     experiment = Experiment.objects.select_related("eligibility_segment").get(pk=experiment.pk)
-    customer = customer_make(channel="web")
-    # One read (arms and the customer's facts), then on SQLite savepoint, insert,
-    # release and the read-back of the stored row.
-    with django_assert_num_queries(5):
+    customer, other = customer_make(channel="web"), customer_make(channel="web")
+    # The arms (cached from now on: the experiment has started), the customer with
+    # its facts, then one INSERT ... RETURNING: no transaction round trips and no
+    # read-back of the row this call stored.
+    with django_assert_num_queries(3):
         assert assign_customer(experiment=experiment, customer=customer).created
+    with django_assert_num_queries(2):
+        assert assign_external_id(experiment=experiment, external_id=other.external_id).created
     with django_assert_num_queries(1):
-        assert assign_customer(experiment=experiment, customer=customer).reason == (
-            "already assigned")
+        assert assign_external_id(experiment=experiment,
+                                  external_id=customer.external_id).reason == "already assigned"
+    assert assign_external_id(experiment=experiment, external_id="nobody") is None
 
 
 @pytest.mark.django_db
@@ -174,3 +183,91 @@ def test_batch_assignment_follows_the_rules_and_resumes():
 def test_batch_assignment_refuses_an_experiment_that_is_not_running():
     with pytest.raises(ValueError, match="is draft, not running"):
         assign_segment(experiment=experiment_make())
+
+
+@pytest.mark.django_db
+def test_the_loser_of_a_first_assignment_race_answers_with_the_stored_arm(monkeypatch):
+    """Another request stores the customer between this call's read and its insert."""
+    import experiments.assignment as assignment
+
+    experiment = running(arms=THREE_ARMS)
+    customer = customer_make()
+    hashed = experiment.arms.order_by("id")[choose_arm(
+        experiment.salt, customer.external_id, [2.0, 1.0, 1.0])]
+    other = experiment.arms.exclude(pk=hashed.pk).first()  # e.g. weights read before a change
+    read = assignment._customer_with_facts
+
+    def read_then_lose_the_race(*args):
+        facts = read(*args)  # no stored row yet
+        Assignment.objects.create(experiment=experiment, customer=customer, arm=other,
+                                  assigned_at=T0)
+        return facts
+
+    monkeypatch.setattr(assignment, "_customer_with_facts", read_then_lose_the_race)
+    decision = assign_customer(experiment=experiment, customer=customer)
+    assert (decision.arm, decision.created, decision.reason) == (other, False, "already assigned")
+    assert decision.assignment.assigned_at == T0
+    assert Assignment.objects.filter(experiment=experiment, customer=customer).count() == 1
+
+
+@pytest.mark.integration  # the PostgreSQL pass of `make test` runs it
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_assignments_all_answer_the_one_stored_arm(monkeypatch):
+    """Eight threads read "no assignment" together, then all insert: one row, one arm."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    import experiments.assignment as assignment
+
+    if connection.vendor != "postgresql":
+        from tests.missing import missing
+        missing("a real race needs concurrent writers (PostgreSQL)")
+    experiment = running(arms=THREE_ARMS)
+    customer = customer_make()
+    together = Barrier(8)
+    read = assignment._customer_with_facts
+
+    def read_then_wait(*args):
+        facts = read(*args)
+        together.wait(timeout=30)
+        return facts
+
+    monkeypatch.setattr(assignment, "_customer_with_facts", read_then_wait)
+
+    def call(_):
+        from django.db import connections
+        try:
+            return assign_customer(experiment=experiment, customer=customer)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(8) as pool:
+        decisions = list(pool.map(call, range(8)))
+    stored = Assignment.objects.get(experiment=experiment, customer=customer)
+    assert {d.arm.id for d in decisions} == {stored.arm_id}
+    assert sum(d.created for d in decisions) == 1
+    assert {d.assignment.pk for d in decisions} == {stored.pk}
+
+
+@pytest.mark.django_db
+def test_a_cached_live_experiment_still_obeys_a_stop_at_once(django_assert_num_queries):
+    from experiments.assignment import live_experiment
+
+    experiment = running()
+    customer, newcomer = customer_make(), customer_make()
+    live = live_experiment(experiment.key)
+    first = assign_external_id(experiment=live, external_id=customer.external_id)
+    assert first.created
+    with django_assert_num_queries(1):  # the cached experiment and arms, one read
+        again = assign_external_id(experiment=live_experiment(experiment.key),
+                                   external_id=customer.external_id)
+    assert (again.arm, again.created) == (first.arm, False)
+    experiment_transition(experiment=experiment, to=Experiment.Status.STOPPED)
+    cached = live_experiment(experiment.key)
+    assert cached.status == Experiment.Status.RUNNING  # still the copy read before the stop
+    late = assign_external_id(experiment=cached, external_id=newcomer.external_id)
+    assert (late.arm, late.reason) == (None, "experiment is stopped, not running")
+    assert not Assignment.objects.filter(customer=newcomer).exists()
+    assert live_experiment(experiment.key).status == Experiment.Status.STOPPED

@@ -79,3 +79,28 @@ def test_a_behaviour_snapshot_page_renders_without_save_or_delete(admin_client):
     assert admin_client.post(url, {"customers": "99"}).status_code == 403
     snapshot.refresh_from_db()
     assert snapshot.customers == 12
+
+
+def test_the_events_list_filters_by_the_sources_of_recent_events(admin_client):
+    from marketing.models import Event
+
+    customer = customer_make()
+    for source in ("shop", "crm", "shop"):
+        Event.objects.create(customer=customer, kind="purchase", source=source,
+                             occurred_at=datetime(2026, 6, 1, tzinfo=UTC))
+    url = reverse("admin:marketing_event_changelist")
+    html = admin_client.get(url).content.decode()
+    assert "?source=crm" in html and "?source=shop" in html
+    response = admin_client.get(url + "?source=shop")
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 2
+
+
+def test_the_customer_search_finds_crm_ids_by_their_beginning(admin_client):
+    Customer.objects.bulk_create([Customer(external_id=e) for e in
+                                  ("crm-1001", "crm-1002", "web-crm-1")])
+    url = reverse("admin:marketing_customer_changelist")
+    found = admin_client.get(url + "?q=crm-100").context["cl"].result_list
+    assert sorted(c.external_id for c in found) == ["crm-1001", "crm-1002"]
+    assert [c.external_id for c in admin_client.get(url + "?q=crm-1002")
+            .context["cl"].result_list] == ["crm-1002"]

@@ -1,7 +1,9 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from core.api_keys import api_key_create
+from core.audit import audit_record, audit_target
 from core.models import ApiKey
 
 
@@ -16,7 +18,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, name: str, scope: str, **options):
         try:
-            key, raw = api_key_create(name=name, scope=scope)
+            with transaction.atomic():
+                key, raw = api_key_create(name=name, scope=scope)
+                audit_record("create", audit_target(key), system="manage.py create_api_key",
+                             detail={"name": key.name, "scope": key.scope})
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         self.stdout.write(f"API key {key.name!r} ({key.scope} scope) created. It is shown once:")
