@@ -41,6 +41,7 @@ from ..training import (
     seeded,
     subset_to_device,
     torch_threads,
+    train_members,
     train_network,
     validation_split,
 )
@@ -92,6 +93,11 @@ class DeepUpliftEstimator(BaseEstimator):
     max_rows_processed:
         Compute budget per network: stop once this many training rows
         (summed over epochs) have been processed; ``None``: no budget.
+    weight_average:
+        Decay of the moving average of the weights that validation, early
+        stopping and the fitted model use (``None``: the weights themselves);
+        see :class:`~models_dl.training.TrainingConfig`. Estimators whose
+        members train one after the other ignore it.
     validation_fraction:
         Share of rows held out for early stopping (stratified by arm and
         outcome class, at most 100 000 rows).
@@ -119,6 +125,12 @@ class DeepUpliftEstimator(BaseEstimator):
     """
 
     estimator_name: ClassVar[str] = "base"
+    #: Whether the members train together in one batched pass
+    #: (:func:`models_dl.training.train_members`): true for every estimator
+    #: whose loss is the factual loss plus a penalty that reads only the
+    #: network's output; one that reads the network's own parameters or
+    #: replaces :meth:`_loss` trains its members one after the other.
+    train_members_together: ClassVar[bool] = True
 
     outcome_type: str = "auto"
     learning_rate: float | None = 1e-3
@@ -129,6 +141,7 @@ class DeepUpliftEstimator(BaseEstimator):
     max_steps_per_epoch: int = 500
     max_rows_processed: int | None = None
     validation_fraction: float = 0.2
+    weight_average: float | None = None
     n_ensemble: int = 1
     ensemble_row_budget: int | None = None
     categorical_features: list[Any] | None = None
@@ -156,7 +169,32 @@ class DeepUpliftEstimator(BaseEstimator):
         """Whether rows are reweighted so every arm carries the same total weight."""
         return False
 
+    def _has_penalty(self) -> bool:
+        """Whether :meth:`_penalty` adds anything (skips a per-member loop when not)."""
+        return type(self)._penalty is not DeepUpliftEstimator._penalty
+
     # ------------------------------------------------------------- fit
+    def _member_loss(
+        self, output: NetworkOutput, batch: dict[str, torch.Tensor], penalise: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_loss` for stacked members: every tensor has a leading member axis.
+
+        Returns ``(objective, criterion)`` per member, shape ``(n_members,)``.
+        """
+        outcomes = output.outcomes  # (members, rows, arms, width)
+        index = batch["t"][:, :, None, None].expand(-1, -1, 1, outcomes.shape[-1])
+        factual = outcomes.gather(2, index).squeeze(2)
+        per_row = factual_loss(factual, batch["y"], self.outcome_type_)
+        w = batch["w"]
+        criterion = (per_row * w).sum(1) / w.sum(1).clamp_min(1e-12)
+        if not penalise or not self._has_penalty():
+            return criterion, criterion
+        penalties = torch.stack([
+            self._penalty(None, _member_output(output, m), {k: v[m] for k, v in batch.items()})
+            for m in range(outcomes.shape[0])
+        ])
+        return criterion + penalties, criterion
+
     def _loss(
         self, network: nn.Module, batch: dict[str, torch.Tensor], penalise: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,6 +254,7 @@ class DeepUpliftEstimator(BaseEstimator):
             patience=self.patience,
             max_steps_per_epoch=self.max_steps_per_epoch,
             max_rows_processed=self.max_rows_processed,
+            weight_average=self.weight_average,
         )
 
         data = {
@@ -224,32 +263,66 @@ class DeepUpliftEstimator(BaseEstimator):
             "y": torch.from_numpy(target),
             "w": torch.from_numpy(weights.astype(np.float32)),
         }
+        with torch_threads(self.n_threads):
+            if self.train_members_together:
+                self._fit_members_together(data, member_seeds, strata, config)
+            else:
+                self._fit_members_in_turn(data, member_seeds, strata, config)
+        return self
+
+    def _fit_members_together(
+        self, data: dict[str, torch.Tensor], member_seeds: np.ndarray, strata: np.ndarray,
+        config: TrainingConfig,
+    ) -> None:
+        n_rows = data["x"].shape[0]
+        networks, train_rows, val_rows = [], [], []
+        for member_seed in member_seeds:
+            rng = np.random.default_rng(int(member_seed))
+            train_idx, val_idx = validation_split(n_rows, self.validation_fraction, rng, strata)
+            train_rows.append(train_idx)
+            val_rows.append(val_idx)
+            with seeded(int(member_seed)):
+                networks.append(self._build_network(
+                    self.n_inputs_, self.n_arms_, outcome_width(self.outcome_type_)
+                ).to(self.device_))
+        on_device = {name: tensor.to(self.device_) for name, tensor in data.items()}
+        with seeded(int(member_seeds[0])):
+            self.history_ = train_members(
+                networks, self._member_loss, on_device, train_rows, val_rows, config,
+                callback=self.callback,
+            )
+        self.networks_ = nn.ModuleList(networks).eval()
+
+    def _fit_members_in_turn(
+        self, data: dict[str, torch.Tensor], member_seeds: np.ndarray, strata: np.ndarray,
+        config: TrainingConfig,
+    ) -> None:
+        n_rows = data["x"].shape[0]
+        n_arms = self.n_arms_
         networks = []
         self.history_ = []
-        with torch_threads(self.n_threads):
-            for member, member_seed in enumerate(member_seeds):
-                rng = np.random.default_rng(int(member_seed))
-                train_idx, val_idx = validation_split(
-                    n_rows, self.validation_fraction, rng, strata
+        for member, member_seed in enumerate(member_seeds):
+            rng = np.random.default_rng(int(member_seed))
+            train_idx, val_idx = validation_split(
+                n_rows, self.validation_fraction, rng, strata
+            )
+            with seeded(int(member_seed)):
+                network = self._build_network(
+                    self.n_inputs_, n_arms, outcome_width(self.outcome_type_)
+                ).to(self.device_)
+                history = train_network(
+                    network,
+                    self._loss,
+                    subset_to_device(data, train_idx, self.device_),
+                    subset_to_device(data, val_idx, self.device_) if val_idx.size else None,
+                    config,
+                    callback=self.callback,
+                    member=member,
+                    n_members=len(member_seeds),
                 )
-                with seeded(int(member_seed)):
-                    network = self._build_network(
-                        self.n_inputs_, n_arms, outcome_width(self.outcome_type_)
-                    ).to(self.device_)
-                    history = train_network(
-                        network,
-                        self._loss,
-                        subset_to_device(data, train_idx, self.device_),
-                        subset_to_device(data, val_idx, self.device_) if val_idx.size else None,
-                        config,
-                        callback=self.callback,
-                        member=member,
-                        n_members=len(member_seeds),
-                    )
-                networks.append(network)
-                self.history_.append(history)
+            networks.append(network)
+            self.history_.append(history)
         self.networks_ = nn.ModuleList(networks).eval()
-        return self
 
     def _n_members(self, n_rows: int) -> int:
         members = max(self.n_ensemble, 1)
@@ -346,6 +419,13 @@ class DeepUpliftEstimator(BaseEstimator):
         networks.load_state_dict(state)
         estimator.networks_ = networks.to(estimator.device_).eval()
         return estimator
+
+
+def _member_output(output: NetworkOutput, member: int) -> NetworkOutput:
+    """One member's part of a stacked output."""
+    return NetworkOutput(*(None if v is None else v[member] for v in (
+        output.outcomes, output.representation, output.propensity_logits, output.pseudo_effects
+    )))
 
 
 def _subclass_named(name: str) -> type[DeepUpliftEstimator]:
