@@ -89,9 +89,10 @@ ProgressCallback = Callable[[TrainingProgress], None]
 class TrainingConfig:
     """Optimisation settings.
 
-    ``batch_size=None`` picks :func:`resolve_batch_size` and
-    ``learning_rate=None`` picks :func:`resolve_learning_rate` for that
-    batch size. An "epoch" is one
+    ``batch_size=None`` picks :func:`resolve_batch_size` (``batch_share``
+    of the rows) and ``learning_rate=None`` picks
+    :func:`resolve_learning_rate` for that batch size (growing up to
+    ``learning_rate_max_factor`` times the base). An "epoch" is one
     pass over the training rows, capped at ``max_steps_per_epoch`` updates
     so that on a million rows validation and early stopping still happen
     every few seconds. ``max_rows_processed`` is a compute budget: training
@@ -121,6 +122,8 @@ class TrainingConfig:
     max_steps_per_epoch: int = 500
     gradient_clip: float | None = 10.0
     weight_average: float | None = None
+    batch_share: float = 0.01
+    learning_rate_max_factor: float = 1.0
 
 
 @dataclass
@@ -156,30 +159,31 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def resolve_batch_size(n_rows: int) -> int:
-    """Default mini-batch: about 1 % of the rows, a power of two in [64, 2048].
+def resolve_batch_size(n_rows: int, share: float = 0.01) -> int:
+    """Default mini-batch: about ``share`` of the rows, a power of two in [64, 2048].
 
     Small experiments (IHDP: ~500 rows) keep the small, noisy batches that
     regularise well; a million rows get big batches that keep CPU cores busy.
     """
-    target = max(n_rows / 100.0, 1.0)
+    target = max(n_rows * share, 1.0)
     return int(min(2048, max(64, 2 ** round(math.log2(target)))))
 
 
 def resolve_learning_rate(
-    batch_size: int, base: float = 1e-3, reference_batch_size: int = 128
+    batch_size: int, base: float = 1e-3, reference_batch_size: int = 128, max_factor: float = 1.0
 ) -> float:
-    """AdamW step size for ``batch_size``: ``base * min(1, batch_size / reference_batch_size)``.
+    """AdamW step size: ``base * min(max_factor, batch_size / reference_batch_size)``.
 
     The linear scaling rule of Goyal et al. (2017), "Accurate, Large
-    Minibatch SGD", applied downwards only: a smaller batch gives a noisier
-    gradient, so it takes a proportionally smaller step; larger batches keep
-    ``base`` (the rule breaks down there, and our large fits were tuned at
-    ``base``). With :func:`resolve_batch_size` only fits on fewer than about
-    11 000 rows (batches of 64) are affected. Measurements (IHDP, the demo):
-    ``benchmarks/RESULTS.md``, registry default.
+    Minibatch SGD": a smaller batch gives a noisier gradient, so it takes a
+    proportionally smaller step, and a larger one a larger step, up to
+    ``max_factor`` times ``base`` (the rule breaks down for very large
+    batches). ``max_factor=1`` applies it downwards only. With
+    :func:`resolve_batch_size` fits on fewer than about 11 000 rows (batches
+    of 64) take smaller steps. Measurements (IHDP, the demo):
+    ``benchmarks/RESULTS.md``, registry default and training speed.
     """
-    return base * min(1.0, batch_size / reference_batch_size)
+    return base * min(max_factor, batch_size / reference_batch_size)
 
 
 @contextlib.contextmanager
@@ -306,10 +310,11 @@ def train_network(
     """
     train_data = _Data(train)
     val_data = _Data(validation) if validation is not None and _Data(validation).n else None
-    batch_size = config.batch_size or resolve_batch_size(train_data.n)
+    batch_size = config.batch_size or resolve_batch_size(train_data.n, config.batch_share)
     batch_size = min(batch_size, train_data.n)
     learning_rate = (
-        resolve_learning_rate(batch_size) if config.learning_rate is None else config.learning_rate
+        resolve_learning_rate(batch_size, max_factor=config.learning_rate_max_factor)
+        if config.learning_rate is None else config.learning_rate
     )
     device = next(module.parameters()).device
     optimiser = torch.optim.AdamW(
@@ -456,9 +461,10 @@ def train_members(
     params, buffers = stack_module_state(list(networks))
     forward = _stacked_forward(copy.deepcopy(networks[0]).to("meta"))
     n_train = min(len(rows) for rows in train_rows)  # members' splits differ by a few rows
-    batch_size = min(config.batch_size or resolve_batch_size(n_train), n_train)
+    batch_size = min(config.batch_size or resolve_batch_size(n_train, config.batch_share), n_train)
     learning_rate = (
-        resolve_learning_rate(batch_size) if config.learning_rate is None else config.learning_rate
+        resolve_learning_rate(batch_size, max_factor=config.learning_rate_max_factor)
+        if config.learning_rate is None else config.learning_rate
     )
     optimiser = torch.optim.AdamW(
         list(params.values()), lr=learning_rate, weight_decay=config.weight_decay, foreach=True

@@ -20,6 +20,7 @@ outcome scaling) and ``weights.pt`` (the state dict, read back with
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -85,7 +86,13 @@ class DeepUpliftEstimator(BaseEstimator):
         AdamW settings; ``learning_rate=None`` scales the step with the batch
         size (:func:`models_dl.training.resolve_learning_rate`).
     batch_size:
-        Mini-batch size; ``None`` picks about 1 % of the rows in [64, 2048].
+        Mini-batch size; ``None`` picks about ``batch_share`` of the rows,
+        a power of two in [64, 2048].
+    batch_share:
+        See ``batch_size``.
+    learning_rate_max_factor:
+        With ``learning_rate=None``, how far the step may grow above its base
+        for batches larger than 128 (linear scaling; 1: it only shrinks).
     max_epochs, patience:
         Epoch cap and early-stopping patience on the factual validation loss.
     max_steps_per_epoch:
@@ -107,7 +114,7 @@ class DeepUpliftEstimator(BaseEstimator):
         "deep ensembles"). Averaging removes seed-to-seed variance, which
         dominates on small data.
     ensemble_row_budget:
-        Caps the members at ``max(1, round(ensemble_row_budget / n_rows))``
+        Caps the members at ``ceil(ensemble_row_budget / n_rows)``
         so that the cost of ensembling stays bounded on large data, where a
         single network already has little variance. ``None``: no cap.
     categorical_features, max_categories, log_skew_threshold:
@@ -136,6 +143,8 @@ class DeepUpliftEstimator(BaseEstimator):
     learning_rate: float | None = 1e-3
     weight_decay: float = 1e-4
     batch_size: int | None = None
+    batch_share: float = 0.01
+    learning_rate_max_factor: float = 1.0
     max_epochs: int = 300
     patience: int = 20
     max_steps_per_epoch: int = 500
@@ -255,6 +264,8 @@ class DeepUpliftEstimator(BaseEstimator):
             max_steps_per_epoch=self.max_steps_per_epoch,
             max_rows_processed=self.max_rows_processed,
             weight_average=self.weight_average,
+            batch_share=self.batch_share,
+            learning_rate_max_factor=self.learning_rate_max_factor,
         )
 
         data = {
@@ -327,7 +338,7 @@ class DeepUpliftEstimator(BaseEstimator):
     def _n_members(self, n_rows: int) -> int:
         members = max(self.n_ensemble, 1)
         if self.ensemble_row_budget is not None:
-            members = min(members, max(1, round(self.ensemble_row_budget / max(n_rows, 1))))
+            members = min(members, max(1, math.ceil(self.ensemble_row_budget / max(n_rows, 1))))
         return members
 
     # ---------------------------------------------------------- predict

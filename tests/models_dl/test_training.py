@@ -41,6 +41,18 @@ def test_learning_rate_shrinks_with_small_batches_only():
     assert resolve_learning_rate(2048) == pytest.approx(1e-3)
 
 
+def test_learning_rate_grows_with_large_batches_up_to_its_cap():
+    assert resolve_learning_rate(64, max_factor=3) == pytest.approx(5e-4)
+    assert resolve_learning_rate(256, max_factor=3) == pytest.approx(2e-3)
+    assert resolve_learning_rate(2048, max_factor=3) == pytest.approx(3e-3)
+
+
+def test_batch_size_follows_its_share_of_the_rows():
+    assert resolve_batch_size(16_000, share=0.02) == 256
+    assert resolve_batch_size(400, share=0.02) == 64
+    assert resolve_batch_size(800_000, share=0.02) == 2048
+
+
 def test_train_network_resolves_a_missing_learning_rate(monkeypatch):
     used = []
     real_adamw = torch.optim.AdamW
