@@ -202,8 +202,17 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# The queue tasks go to (and a worker started without -Q reads).
+# Queues per kind of work (README, "Running at scale"): with CELERY_TRAINING_QUEUE
+# set, model training goes to that queue and the workers started with
+# `-Q <that queue>`; analysis, scoring (its chunks) and the rest stay on the
+# default queue. Unset (make run, one worker): everything on the default queue.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+TRAINING_TASKS = ("modelling.tasks.uplift_model_train_task",
+                  "modelling.tasks.response_model_train_task",
+                  "modelling.tasks.behaviour_model_train_task",
+                  "modelling.tasks.segmentation_run_task")
+CELERY_TASK_ROUTES = {task: {"queue": queue} for task in TRAINING_TASKS
+                      if (queue := env_str("CELERY_TRAINING_QUEUE"))}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Sending fails fast when the broker is down: a web request answers 503
 # within about a second (core.task_runs.BrokerUnavailable) instead of

@@ -82,15 +82,15 @@ def link_value(out: torch.Tensor) -> torch.Tensor:
 
 
 def factual_loss(out: torch.Tensor, y: torch.Tensor, outcome_type: str) -> torch.Tensor:
-    """Per-row loss of the factual arm's raw output ``out`` (shape ``(batch, width)``).
+    """Per-row loss of the factual arm's raw output ``out`` (shape ``(..., batch, width)``).
 
     binary: binary cross-entropy on the logit; continuous: squared error;
     zero-inflated: :func:`ziln_negative_log_likelihood`.
     """
     if outcome_type == "binary":
-        return F.binary_cross_entropy_with_logits(out[:, 0], y, reduction="none")
+        return F.binary_cross_entropy_with_logits(out[..., 0], y, reduction="none")
     if outcome_type == "continuous":
-        return (out[:, 0] - y) ** 2
+        return (out[..., 0] - y) ** 2
     return ziln_negative_log_likelihood(out, y)
 
 

@@ -20,6 +20,7 @@ outcome scaling) and ``weights.pt`` (the state dict, read back with
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,6 +42,7 @@ from ..training import (
     seeded,
     subset_to_device,
     torch_threads,
+    train_members,
     train_network,
     validation_split,
 )
@@ -84,7 +86,13 @@ class DeepUpliftEstimator(BaseEstimator):
         AdamW settings; ``learning_rate=None`` scales the step with the batch
         size (:func:`models_dl.training.resolve_learning_rate`).
     batch_size:
-        Mini-batch size; ``None`` picks about 1 % of the rows in [64, 2048].
+        Mini-batch size; ``None`` picks about ``batch_share`` of the rows,
+        a power of two in [64, 2048].
+    batch_share:
+        See ``batch_size``.
+    learning_rate_max_factor:
+        With ``learning_rate=None``, how far the step may grow above its base
+        for batches larger than 128 (linear scaling; 1: it only shrinks).
     max_epochs, patience:
         Epoch cap and early-stopping patience on the factual validation loss.
     max_steps_per_epoch:
@@ -92,6 +100,11 @@ class DeepUpliftEstimator(BaseEstimator):
     max_rows_processed:
         Compute budget per network: stop once this many training rows
         (summed over epochs) have been processed; ``None``: no budget.
+    weight_average:
+        Decay of the moving average of the weights that validation, early
+        stopping and the fitted model use (``None``: the weights themselves);
+        see :class:`~models_dl.training.TrainingConfig`. Estimators whose
+        members train one after the other ignore it.
     validation_fraction:
         Share of rows held out for early stopping (stratified by arm and
         outcome class, at most 100 000 rows).
@@ -101,7 +114,7 @@ class DeepUpliftEstimator(BaseEstimator):
         "deep ensembles"). Averaging removes seed-to-seed variance, which
         dominates on small data.
     ensemble_row_budget:
-        Caps the members at ``max(1, round(ensemble_row_budget / n_rows))``
+        Caps the members at ``ceil(ensemble_row_budget / n_rows)``
         so that the cost of ensembling stays bounded on large data, where a
         single network already has little variance. ``None``: no cap.
     categorical_features, max_categories, log_skew_threshold:
@@ -119,16 +132,25 @@ class DeepUpliftEstimator(BaseEstimator):
     """
 
     estimator_name: ClassVar[str] = "base"
+    #: Whether the members train together in one batched pass
+    #: (:func:`models_dl.training.train_members`): true for every estimator
+    #: whose loss is the factual loss plus a penalty that reads only the
+    #: network's output; one that reads the network's own parameters or
+    #: replaces :meth:`_loss` trains its members one after the other.
+    train_members_together: ClassVar[bool] = True
 
     outcome_type: str = "auto"
     learning_rate: float | None = 1e-3
     weight_decay: float = 1e-4
     batch_size: int | None = None
+    batch_share: float = 0.01
+    learning_rate_max_factor: float = 1.0
     max_epochs: int = 300
     patience: int = 20
     max_steps_per_epoch: int = 500
     max_rows_processed: int | None = None
     validation_fraction: float = 0.2
+    weight_average: float | None = None
     n_ensemble: int = 1
     ensemble_row_budget: int | None = None
     categorical_features: list[Any] | None = None
@@ -156,7 +178,32 @@ class DeepUpliftEstimator(BaseEstimator):
         """Whether rows are reweighted so every arm carries the same total weight."""
         return False
 
+    def _has_penalty(self) -> bool:
+        """Whether :meth:`_penalty` adds anything (skips a per-member loop when not)."""
+        return type(self)._penalty is not DeepUpliftEstimator._penalty
+
     # ------------------------------------------------------------- fit
+    def _member_loss(
+        self, output: NetworkOutput, batch: dict[str, torch.Tensor], penalise: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_loss` for stacked members: every tensor has a leading member axis.
+
+        Returns ``(objective, criterion)`` per member, shape ``(n_members,)``.
+        """
+        outcomes = output.outcomes  # (members, rows, arms, width)
+        index = batch["t"][:, :, None, None].expand(-1, -1, 1, outcomes.shape[-1])
+        factual = outcomes.gather(2, index).squeeze(2)
+        per_row = factual_loss(factual, batch["y"], self.outcome_type_)
+        w = batch["w"]
+        criterion = (per_row * w).sum(1) / w.sum(1).clamp_min(1e-12)
+        if not penalise or not self._has_penalty():
+            return criterion, criterion
+        penalties = torch.stack([
+            self._penalty(None, _member_output(output, m), {k: v[m] for k, v in batch.items()})
+            for m in range(outcomes.shape[0])
+        ])
+        return criterion + penalties, criterion
+
     def _loss(
         self, network: nn.Module, batch: dict[str, torch.Tensor], penalise: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,6 +263,9 @@ class DeepUpliftEstimator(BaseEstimator):
             patience=self.patience,
             max_steps_per_epoch=self.max_steps_per_epoch,
             max_rows_processed=self.max_rows_processed,
+            weight_average=self.weight_average,
+            batch_share=self.batch_share,
+            learning_rate_max_factor=self.learning_rate_max_factor,
         )
 
         data = {
@@ -224,37 +274,71 @@ class DeepUpliftEstimator(BaseEstimator):
             "y": torch.from_numpy(target),
             "w": torch.from_numpy(weights.astype(np.float32)),
         }
+        with torch_threads(self.n_threads):
+            if self.train_members_together:
+                self._fit_members_together(data, member_seeds, strata, config)
+            else:
+                self._fit_members_in_turn(data, member_seeds, strata, config)
+        return self
+
+    def _fit_members_together(
+        self, data: dict[str, torch.Tensor], member_seeds: np.ndarray, strata: np.ndarray,
+        config: TrainingConfig,
+    ) -> None:
+        n_rows = data["x"].shape[0]
+        networks, train_rows, val_rows = [], [], []
+        for member_seed in member_seeds:
+            rng = np.random.default_rng(int(member_seed))
+            train_idx, val_idx = validation_split(n_rows, self.validation_fraction, rng, strata)
+            train_rows.append(train_idx)
+            val_rows.append(val_idx)
+            with seeded(int(member_seed)):
+                networks.append(self._build_network(
+                    self.n_inputs_, self.n_arms_, outcome_width(self.outcome_type_)
+                ).to(self.device_))
+        on_device = {name: tensor.to(self.device_) for name, tensor in data.items()}
+        with seeded(int(member_seeds[0])):
+            self.history_ = train_members(
+                networks, self._member_loss, on_device, train_rows, val_rows, config,
+                callback=self.callback,
+            )
+        self.networks_ = nn.ModuleList(networks).eval()
+
+    def _fit_members_in_turn(
+        self, data: dict[str, torch.Tensor], member_seeds: np.ndarray, strata: np.ndarray,
+        config: TrainingConfig,
+    ) -> None:
+        n_rows = data["x"].shape[0]
+        n_arms = self.n_arms_
         networks = []
         self.history_ = []
-        with torch_threads(self.n_threads):
-            for member, member_seed in enumerate(member_seeds):
-                rng = np.random.default_rng(int(member_seed))
-                train_idx, val_idx = validation_split(
-                    n_rows, self.validation_fraction, rng, strata
+        for member, member_seed in enumerate(member_seeds):
+            rng = np.random.default_rng(int(member_seed))
+            train_idx, val_idx = validation_split(
+                n_rows, self.validation_fraction, rng, strata
+            )
+            with seeded(int(member_seed)):
+                network = self._build_network(
+                    self.n_inputs_, n_arms, outcome_width(self.outcome_type_)
+                ).to(self.device_)
+                history = train_network(
+                    network,
+                    self._loss,
+                    subset_to_device(data, train_idx, self.device_),
+                    subset_to_device(data, val_idx, self.device_) if val_idx.size else None,
+                    config,
+                    callback=self.callback,
+                    member=member,
+                    n_members=len(member_seeds),
                 )
-                with seeded(int(member_seed)):
-                    network = self._build_network(
-                        self.n_inputs_, n_arms, outcome_width(self.outcome_type_)
-                    ).to(self.device_)
-                    history = train_network(
-                        network,
-                        self._loss,
-                        subset_to_device(data, train_idx, self.device_),
-                        subset_to_device(data, val_idx, self.device_) if val_idx.size else None,
-                        config,
-                        callback=self.callback,
-                        member=member,
-                        n_members=len(member_seeds),
-                    )
-                networks.append(network)
-                self.history_.append(history)
+            networks.append(network)
+            self.history_.append(history)
         self.networks_ = nn.ModuleList(networks).eval()
-        return self
 
     def _n_members(self, n_rows: int) -> int:
         members = max(self.n_ensemble, 1)
         if self.ensemble_row_budget is not None:
-            members = min(members, max(1, round(self.ensemble_row_budget / max(n_rows, 1))))
+            members = min(members, max(1, math.ceil(self.ensemble_row_budget / max(n_rows, 1))))
         return members
 
     # ---------------------------------------------------------- predict
@@ -346,6 +430,13 @@ class DeepUpliftEstimator(BaseEstimator):
         networks.load_state_dict(state)
         estimator.networks_ = networks.to(estimator.device_).eval()
         return estimator
+
+
+def _member_output(output: NetworkOutput, member: int) -> NetworkOutput:
+    """One member's part of a stacked output."""
+    return NetworkOutput(*(None if v is None else v[member] for v in (
+        output.outcomes, output.representation, output.propensity_logits, output.pseudo_effects
+    )))
 
 
 def _subclass_named(name: str) -> type[DeepUpliftEstimator]:

@@ -47,6 +47,7 @@ class DESCN(DeepUpliftEstimator):
     """
 
     estimator_name: ClassVar[str] = "descn"
+    train_members_together: ClassVar[bool] = False  # its loss replaces the base one
 
     representation_layers: tuple[int, ...] = (200, 200, 200)
     head_layers: tuple[int, ...] = (100, 100)

@@ -33,6 +33,7 @@ class DragonNet(DeepUpliftEstimator):
     """
 
     estimator_name: ClassVar[str] = "dragonnet"
+    train_members_together: ClassVar[bool] = False  # the targeted penalty reads the network's own epsilon
 
     representation_layers: tuple[int, ...] = (200, 200, 200)
     head_layers: tuple[int, ...] = (100, 100)

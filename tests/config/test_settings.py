@@ -111,3 +111,18 @@ def test_env_helpers_name_the_variable(monkeypatch):
         env_int("WORKERS", 1)
     monkeypatch.setenv("FLAG", "yes")
     assert env_bool("FLAG", False) is True
+
+
+def test_training_tasks_go_to_their_own_queue_only_when_one_is_named():
+    show = ("import config.settings as s; "
+            "print(s.CELERY_TASK_DEFAULT_QUEUE, sorted((t, r['queue']) for t, r in s.CELERY_TASK_ROUTES.items()))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DEBUG", "DATABASE_URL", "CELERY_TRAINING_QUEUE", "CELERY_TASK_DEFAULT_QUEUE"}}
+    plain = subprocess.run([sys.executable, "-c", show], cwd=ROOT, env=env,
+                           capture_output=True, text=True)
+    assert plain.stdout.strip() == "celery []"
+    routed = subprocess.run([sys.executable, "-c", show], cwd=ROOT, capture_output=True, text=True,
+                            env={**env, "CELERY_TRAINING_QUEUE": "training"})
+    assert routed.stdout.strip() == (
+        "celery [('modelling.tasks.response_model_train_task', 'training'),"
+        " ('modelling.tasks.uplift_model_train_task', 'training')]")

@@ -58,3 +58,19 @@ def test_demo_admin_creates_the_three_demo_users_in_their_groups(capsys, setting
     assert not users["analyst"].is_superuser and users["analyst"].is_staff
     password = out.split("username=analyst password=")[1].split()[0]
     assert users["analyst"].check_password(password)
+
+
+def test_demo_admin_keeps_an_existing_password_unless_told_to_reset(capsys, settings):
+    from django.contrib.auth import get_user_model
+
+    settings.DEBUG = True
+    call_command("demo_admin")
+    first = capsys.readouterr().out.split("username=admin password=")[1].split()[0]
+    call_command("demo_admin")
+    assert "username=admin, password unchanged" in capsys.readouterr().out
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.check_password(first)
+    call_command("demo_admin", "--reset")
+    second = capsys.readouterr().out.split("username=admin password=")[1].split()[0]
+    admin.refresh_from_db()
+    assert second != first and admin.check_password(second) and not admin.check_password(first)

@@ -95,3 +95,14 @@ def test_the_demo_pipeline_analyses_trains_scores_and_targets(settings, tmp_path
     assert CustomerScore.objects.filter(model_version=champion).count() == 600
     assert TargetingList.objects.get().model_version == champion
     assert "Targeting list" in out
+
+    # a second make run reuses every step: no new analysis, model, scores or list
+    scored_at = set(CustomerScore.objects.values_list("id", flat=True))
+    versions = ModelVersion.objects.count()
+    call_command("demo_pipeline", "--max-epochs", "2")
+    out = capsys.readouterr().out
+    assert "Reusing champion model version" in out and "Reusing targeting list" in out
+    assert AnalysisResult.objects.count() == 1 and ModelVersion.objects.get(is_champion=True) == champion
+    assert ModelVersion.objects.count() == versions
+    assert set(CustomerScore.objects.values_list("id", flat=True)) == scored_at
+    assert TargetingList.objects.count() == 1

@@ -65,7 +65,7 @@ def test_fit_sends_the_networks_and_every_batch_to_the_resolved_device(monkeypat
     the networks and for the training and validation tensors. The answer is
     the CPU here (no GPU to move to), but it is recorded as the choice."""
     asked, moved_to = [], []
-    real_subset = base.subset_to_device
+    real_subset, real_together = base.subset_to_device, base.train_members
 
     def fake_resolve(device):
         asked.append(device)
@@ -75,10 +75,20 @@ def test_fit_sends_the_networks_and_every_batch_to_the_resolved_device(monkeypat
         moved_to.append(device)
         return real_subset(tensors, index, device)
 
+    def spy_together(networks, loss, data, *args, **kwargs):
+        moved_to.extend({tensor.device for tensor in data.values()})
+        moved_to.extend({p.device for n in networks for p in n.parameters()})
+        return real_together(networks, loss, data, *args, **kwargs)
+
     monkeypatch.setattr(base, "resolve_device", fake_resolve)
     monkeypatch.setattr(base, "subset_to_device", spy_subset)
+    monkeypatch.setattr(base, "train_members", spy_together)
     x, t, y, _ = linear_effect_problem(n=200)
     est = make_estimator("tarnet", random_state=0, n_ensemble=2, **FAST).fit(x, t, y)
     assert asked == ["auto"]
-    # train and validation split of each of the 2 members
+    # members trained together: the data and both networks, once each
+    assert moved_to == [est.device_] * 2
+    moved_to.clear()
+    est = make_estimator("descn", random_state=0, n_ensemble=2, **FAST).fit(x, t, y)
+    # members trained in turn: train and validation split of each of the 2
     assert moved_to == [est.device_] * 4

@@ -96,13 +96,24 @@ def test_get_set_params_and_clone():
 def test_progress_callback_is_called_every_epoch(continuous_problem):
     x, t, y, _ = continuous_problem
     seen = []
+    # members trained together report once per epoch for all of them
     TARNet(random_state=0, max_epochs=4, patience=10, n_ensemble=2, n_threads=1,
            callback=seen.append).fit(x, t, y)
+    assert [p.epoch for p in seen] == [1, 2, 3, 4]
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert all(np.isfinite(p.val_loss) for p in seen)
+
+
+def test_progress_of_members_trained_in_turn(continuous_problem):
+    x, t, y, _ = continuous_problem
+    seen = []
+    DESCN(random_state=0, max_epochs=4, patience=10, n_ensemble=2, n_threads=1,
+          callback=seen.append).fit(x, t, y)
     assert [p.epoch for p in seen] == [1, 2, 3, 4, 1, 2, 3, 4]
     assert [p.member for p in seen] == [0] * 4 + [1] * 4
     fractions = [p.fraction for p in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert all(np.isfinite(p.val_loss) for p in seen)
 
 
 def test_sample_weight_and_treatment_validation(continuous_problem):

@@ -10,6 +10,7 @@ from models_dl.training import (
     resolve_learning_rate,
     seeded,
     torch_threads,
+    train_members,
     train_network,
     validation_split,
 )
@@ -38,6 +39,18 @@ def test_learning_rate_shrinks_with_small_batches_only():
     assert resolve_learning_rate(32, base=2e-3) == pytest.approx(5e-4)
     assert resolve_learning_rate(128) == pytest.approx(1e-3)
     assert resolve_learning_rate(2048) == pytest.approx(1e-3)
+
+
+def test_learning_rate_grows_with_large_batches_up_to_its_cap():
+    assert resolve_learning_rate(64, max_factor=3) == pytest.approx(5e-4)
+    assert resolve_learning_rate(256, max_factor=3) == pytest.approx(2e-3)
+    assert resolve_learning_rate(2048, max_factor=3) == pytest.approx(3e-3)
+
+
+def test_batch_size_follows_its_share_of_the_rows():
+    assert resolve_batch_size(16_000, share=0.02) == 256
+    assert resolve_batch_size(400, share=0.02) == 64
+    assert resolve_batch_size(800_000, share=0.02) == 2048
 
 
 def test_train_network_resolves_a_missing_learning_rate(monkeypatch):
@@ -107,3 +120,60 @@ def test_torch_threads_restores_the_setting():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def _line_problem(n=256, seed=0):
+    with seeded(seed):
+        x = torch.randn(n, 1)
+    return {"x": x, "y": 3 * x[:, 0] + 1, "w": torch.ones(n)}
+
+
+def _member_squared_error(output, batch, penalise):
+    per_member = ((output.outcomes[..., 0] - batch["y"]) ** 2 * batch["w"]).sum(1) / batch["w"].sum(1)
+    return per_member, per_member
+
+
+class _LineNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(1, 1)
+
+    def forward(self, x):
+        from models_dl.networks import NetworkOutput
+
+        return NetworkOutput(self.linear(x))
+
+
+def test_members_trained_together_learn_what_each_learns_alone():
+    # full batches: the order of rows cannot matter, so a member's weights may
+    # depend only on its own data and initialisation, not on its neighbour
+    data = _line_problem()
+    rows = np.arange(256)
+    config = TrainingConfig(max_epochs=30, batch_size=256, learning_rate=0.05, patience=100,
+                            gradient_clip=0.5)
+    with seeded(1):
+        pair = [_LineNet(), _LineNet()]
+    with seeded(1):
+        alone = [_LineNet()]
+    pair[1].linear.weight.data.fill_(50.0)  # a neighbour with huge gradients, clipped on its own
+    train_members(pair, _member_squared_error, data, [rows, rows], [rows, rows], config)
+    train_members(alone, _member_squared_error, data, [rows], [rows], config)
+    torch.testing.assert_close(pair[0].linear.weight, alone[0].linear.weight)
+    torch.testing.assert_close(pair[0].linear.bias, alone[0].linear.bias)
+
+
+def test_members_stop_on_their_own_and_restore_their_best_epoch():
+    data = _line_problem(512)
+    rng = np.random.default_rng(0)
+    splits = [validation_split(512, 0.25, rng) for _ in range(3)]
+    with seeded(0):
+        members = [_LineNet() for _ in range(3)]
+    histories = train_members(
+        members, _member_squared_error, data, [s[0] for s in splits], [s[1] for s in splits],
+        TrainingConfig(max_epochs=300, learning_rate=0.05, batch_size=64, patience=5),
+    )
+    for member, history, (_, val) in zip(members, histories, splits, strict=True):
+        assert abs(member.linear.weight.item() - 3) < 0.05 and abs(member.linear.bias.item() - 1) < 0.05
+        with torch.no_grad():
+            restored = ((member(data["x"][val]).outcomes[:, 0] - data["y"][val]) ** 2).mean().item()
+        assert restored == pytest.approx(min(history["val_loss"]), rel=1e-4, abs=1e-7)

@@ -11,13 +11,15 @@ from jobs.requests import (
     experiment_analyse_request,
     uplift_model_train_request,
 )
-from modelling.models import ModelVersion
+from modelling.models import CustomerScore, ModelVersion, TargetingList
 from modelling.targeting import targeting_list_create
 
 
 class Command(BaseCommand):
     help = ("Run the pipeline on the demo experiment: analyse, train, score, target. "
-            "Tasks run in process unless a broker is configured; then it waits for the worker.")
+            "Tasks run in process unless a broker is configured; then it waits for the worker. "
+            "Steps already done (an analysis, a champion, its scores, its list) are reused "
+            "unless --force is given, so a second `make run` starts serving at once.")
 
     def add_arguments(self, parser):
         parser.add_argument("--max-epochs", type=int, default=40,
@@ -26,6 +28,8 @@ class Command(BaseCommand):
                             help="Seconds to wait for each queued run when a worker runs tasks.")
         parser.add_argument("--poll", type=float, default=1.0,
                             help="Seconds between looks at a queued run's status.")
+        parser.add_argument("--force", action="store_true",
+                            help="Run every step again even when its result exists.")
 
     def _run(self, request, **kwargs) -> TaskRun:
         """Queue through the same request as the admin, then wait for the run.
@@ -59,20 +63,58 @@ class Command(BaseCommand):
             run.refresh_from_db()
         return run
 
-    def handle(self, *args, max_epochs: int, timeout: float, poll: float, **options):
+    def handle(self, *args, max_epochs: int, timeout: float, poll: float, force: bool,
+               **options):
         self.timeout, self.poll = timeout, poll
         experiment = Experiment.objects.filter(key=EXPERIMENT_KEY).first()
         if experiment is None:
             raise CommandError("no demo experiment: run `manage.py seed_demo` first")
 
-        run = self._run(experiment_analyse_request, experiment=experiment)
-        result = AnalysisResult.objects.get(id=run.result["analysis_result_id"])
+        started = time.monotonic()
+        result = None if force else experiment.analyses.order_by("-id").first()
+        if result is None:
+            run = self._run(experiment_analyse_request, experiment=experiment)
+            result = AnalysisResult.objects.get(id=run.result["analysis_result_id"])
+        else:
+            self.stdout.write(f"Reusing analysis {result.id} (--force runs it again).")
         self.stdout.write(self.style.SUCCESS(
             f"Analysis of {experiment.key}: {result.customers} customers, decision "
             f"{result.decision.upper()}"))
         for reason in result.decision_reasons:
             self.stdout.write(f"  - {reason}")
 
+        champion = None if force else self._champion(experiment)
+        if champion is None:
+            self._train(experiment, max_epochs)
+            champion = self._champion(experiment)
+        else:
+            self.stdout.write(f"Reusing champion model version {champion.id} "
+                              "(--force trains again).")
+        if champion is None:
+            self.stdout.write("No champion model; skipping scoring and targeting.")
+            return
+        if force or not CustomerScore.objects.filter(model_version=champion).exists():
+            run = self._run(customers_score_request, model_version=champion)
+            self.stdout.write(f"Scored {run.result['customers_scored']} customers.")
+        else:
+            self.stdout.write(f"Reusing the scores of model version {champion.id}.")
+        target = None if force else (
+            TargetingList.objects.filter(model_version=champion).order_by("-id").first())
+        if target is None:
+            target = targeting_list_create(campaign=experiment.campaign, model_version=champion)
+        else:
+            self.stdout.write(f"Reusing targeting list {target.id}.")
+        self.stdout.write(self.style.SUCCESS(
+            f"Targeting list {target.id}: contact {target.size} customers for "
+            f"{target.total_cost:.2f}, expected profit {target.expected_profit:.2f}"))
+        self.stdout.write(f"Demo pipeline ready in {time.monotonic() - started:.0f} s.")
+
+    @staticmethod
+    def _champion(experiment: Experiment) -> ModelVersion | None:
+        return ModelVersion.objects.filter(
+            campaign=experiment.campaign, kind="uplift", is_champion=True).first()
+
+    def _train(self, experiment: Experiment, max_epochs: int) -> None:
         run = self._run(uplift_model_train_request, experiment=experiment, baselines=["X"],
                         estimator_params={"default": {"max_epochs": max_epochs}})
         for version in ModelVersion.objects.filter(id__in=run.result["model_version_ids"]):
@@ -86,15 +128,3 @@ class Command(BaseCommand):
             for name, m in version.metrics.get("baselines", {}).items():
                 self.stdout.write(f"  baseline {name}: Qini {m['qini']:.4f}, "
                                   f"sqrt(PEHE) {m.get('sqrt_pehe', float('nan')):.4f}")
-
-        champion = ModelVersion.objects.filter(campaign=experiment.campaign, kind="uplift",
-                                               is_champion=True).first()
-        if champion is None:
-            self.stdout.write("No champion model; skipping scoring and targeting.")
-            return
-        run = self._run(customers_score_request, model_version=champion)
-        self.stdout.write(f"Scored {run.result['customers_scored']} customers.")
-        target = targeting_list_create(campaign=experiment.campaign, model_version=champion)
-        self.stdout.write(self.style.SUCCESS(
-            f"Targeting list {target.id}: contact {target.size} customers for "
-            f"{target.total_cost:.2f}, expected profit {target.expected_profit:.2f}"))
