@@ -11,7 +11,7 @@ from core.models import TaskRun
 from core.task_delivery import run_task, task_run_execute
 from marketing.models import Segment
 from marketing.retention import events_retention_purge
-from marketing.segment_rules import segment_members
+from marketing.segment_rules import segment_count_public, segment_members
 
 
 @run_task(rerun=True, name="marketing.tasks.segment_size")
@@ -22,7 +22,11 @@ def segment_size(run: TaskRun) -> dict:
     with large_aggregates():  # JIT off and a statement timeout (core.db.sql_tuning)
         count = segment_members(segment.rule, as_of=now).count()
     Segment.objects.filter(id=segment.id).update(member_count=count, counted_at=now)
-    return {"segment_id": segment.id, "members": count}
+    segment.member_count, segment.counted_at = count, now
+    # The run's result is shown in the admin and the API: the count as shown
+    # there (a small cell suppressed, with the reason), never the exact one.
+    shown, note = segment_count_public(segment)
+    return {"segment_id": segment.id, "members": shown, **({"note": note} if note else {})}
 
 
 @shared_task(bind=True)

@@ -53,8 +53,10 @@ def test_counting_runs_as_a_task_whose_status_is_readable(
     assert response.status_code == 202 and response.json()["status"] == "queued"
     run_id = response.json()["id"]
     task = api.get(f"/api/v1/tasks/{run_id}/").json()
-    assert (task["status"], task["result"]["members"]) == ("succeeded", 2)
-    # Two members: a small cell, so the count is not shown (core.small_cells).
+    # Two members: a small cell, so the count is not shown (core.small_cells), not
+    # even in the task's result.
+    assert (task["status"], task["result"]["members"], task["result"]["note"]) == (
+        "succeeded", None, "fewer than 20 customers: suppressed to protect their privacy")
     segment = api.get("/api/v1/segments/older/").json()
     assert (segment["member_count"], segment["member_count_note"]) == (
         None, "fewer than 20 customers: suppressed to protect their privacy")
