@@ -2,6 +2,7 @@
 
 import pytest
 
+from core.units import CURRENCY
 from tests.browser.conftest import screenshot
 
 TEXTS = "els => els.map(e => e.textContent)"
@@ -25,5 +26,6 @@ def test_a_page_with_two_plotly_charts_draws_them(manager_page):
     assert sorted(ticks) == ["old", "young </script>"]
     # Human tick labels: money with a currency prefix.
     yticks = page.locator(".plotly-chart").nth(0).locator(".ytick text").evaluate_all(TEXTS)
-    assert yticks and all(t.startswith(("$", "−$", "-$")) for t in yticks)
+    assert yticks and all(t.startswith((CURRENCY, f"−{CURRENCY}", f"-{CURRENCY}"))
+                          for t in yticks)
     screenshot(page, "charts")
