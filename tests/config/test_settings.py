@@ -124,5 +124,7 @@ def test_training_tasks_go_to_their_own_queue_only_when_one_is_named():
     routed = subprocess.run([sys.executable, "-c", show], cwd=ROOT, capture_output=True, text=True,
                             env={**env, "CELERY_TRAINING_QUEUE": "training"})
     assert routed.stdout.strip() == (
-        "celery [('modelling.tasks.response_model_train_task', 'training'),"
+        "celery [('modelling.tasks.behaviour_model_train_task', 'training'),"
+        " ('modelling.tasks.response_model_train_task', 'training'),"
+        " ('modelling.tasks.segmentation_run_task', 'training'),"
         " ('modelling.tasks.uplift_model_train_task', 'training')]")

@@ -102,7 +102,7 @@ def test_the_reaper_restarts_a_lost_run_and_it_runs_again_from_the_start():
     assert report["requeued"] == [run.id] and report["sent"] == [run.id]
     run.refresh_from_db()  # eager in tests: the re-sent task has run here
     assert run.status == TaskRun.Status.SUCCEEDED and run.attempts == 2
-    assert run.result == {"segment_id": segment.id, "members": 2}
+    assert run.result["segment_id"] == segment.id  # the count itself: a small cell, not shown
     assert Segment.objects.get(id=segment.id).member_count == 2
 
 

@@ -28,7 +28,7 @@ def test_the_worker_counts_a_segment_and_a_redelivery_changes_nothing(celery_wor
 
     done = wait_for(lambda: finished(run.id))
     assert done.status == TaskRun.Status.SUCCEEDED, done.error
-    assert done.result == {"segment_id": segment.id, "members": 3}
+    assert done.result["segment_id"] == segment.id  # the count itself: a small cell, not shown
     assert Segment.objects.get(id=segment.id).member_count == 3
 
     # The same message delivered again must not run the job a second time.

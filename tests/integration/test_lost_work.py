@@ -295,7 +295,7 @@ def test_runs_queued_while_the_broker_is_down_are_sent_when_it_is_back(workers, 
     for run_id in queued:
         done = wait_for(lambda run_id=run_id: _finished(run_id), timeout=120)
         assert done.status == TaskRun.Status.SUCCEEDED, done.error
-        assert done.result == {"segment_id": segment.id, "members": 2}
+        assert done.result["segment_id"] == segment.id
     assert not TaskRun.objects.filter(status__in=[TaskRun.Status.QUEUED,
                                                   TaskRun.Status.RUNNING]).exists()
 
