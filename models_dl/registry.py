@@ -21,9 +21,11 @@
 * a network chosen by the number of training rows (``size_tiers``; the
   choice is saved with the model, so loading builds the same layers):
 
-  - up to 5 000 rows the earlier 3 x 128 shared / 2 x 64 head ELU network
-    with a patience of 40 epochs, which costs little there (IHDP's mean
-    √PEHE 0.695 against 1.43 with the small network);
+  - up to 2 000 rows the earlier 3 x 128 shared / 2 x 64 head ELU network
+    with a patience of 40 epochs, which costs little there (IHDP, 523
+    training rows: mean √PEHE 0.695 against 1.43 with the small network);
+    at 5 000 demo rows it cost 6 times the small network's CPU time for
+    √PEHE 0.0468 against 0.0478;
   - up to 50 000 rows (``make run``'s demo trains on about 12 000) and
     beyond 400 000, 2 x 64 shared ReLU units and one 32-unit head layer: on
     the demo data at 20 000 rows as good as the earlier network (√PEHE
@@ -102,7 +104,7 @@ DEFAULT_ESTIMATOR: tuple[str, dict[str, Any]] = (
         "max_rows_processed": 4_000_000,
         "patience": 10,
         "size_tiers": (
-            {"max_rows": 5_000, "representation_layers": (128, 128, 128), "head_layers": (64, 64),
+            {"max_rows": 2_000, "representation_layers": (128, 128, 128), "head_layers": (64, 64),
              "activation": "elu", "patience": 40},
             {"max_rows": 50_000},
             {"max_rows": 400_000, "representation_layers": (64, 64, 64), "head_layers": (32, 32),

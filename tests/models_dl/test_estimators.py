@@ -197,6 +197,7 @@ def test_the_default_preset_picks_its_network_by_the_training_rows():
     )
     assert small["representation_layers"] == (128, 128, 128) and small["activation"] == "elu"
     assert mid == {} and huge == {}  # the preset's own 2 x 64 ReLU network
+    assert preset._size_settings(2_000) == small and preset._size_settings(2_001) == {}
     assert preset.representation_layers == (64, 64) and preset.activation == "relu"
     assert large["representation_layers"] == (64, 64, 64) and large["activation"] == "elu"
     # what the caller sets wins over every tier
