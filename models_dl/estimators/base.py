@@ -13,8 +13,9 @@ Conventions (causalml's argument order)::
     est.predict_outcomes(X)  # E[y | x, arm] for every arm: (n, K + 1)
     est.save(path); type(est).load(path)
 
-Saved form: a folder with ``config.json`` (hyperparameters, preprocessing,
-outcome scaling) and ``weights.pt`` (the state dict, read back with
+Saved form: a folder with ``config.json`` (hyperparameters, the settings
+that ``size_tiers`` chose for the training rows, preprocessing, outcome
+scaling) and ``weights.pt`` (the state dict, read back with
 ``torch.load(weights_only=True)``, so loading never unpickles code).
 """
 
@@ -47,7 +48,15 @@ from ..training import (
     validation_split,
 )
 
-__all__ = ["DeepUpliftEstimator", "check_treatment"]
+__all__ = ["SIZE_TIER_KEYS", "DeepUpliftEstimator", "check_treatment"]
+
+#: Hyperparameters a tier of ``size_tiers`` may set: the network's shape and
+#: the training settings that :meth:`DeepUpliftEstimator.fit` reads.
+SIZE_TIER_KEYS = frozenset({
+    "representation_layers", "head_layers", "hidden_layers", "activation",
+    "batch_share", "learning_rate_max_factor", "patience", "max_rows_processed",
+    "n_ensemble", "ensemble_row_budget",
+})
 
 # Rows per forward pass when predicting: small enough that a layer's
 # activations (4,096 x 128 floats, 2 MB) stay in the CPU cache; 65,536-row
@@ -117,6 +126,15 @@ class DeepUpliftEstimator(BaseEstimator):
         Caps the members at ``ceil(ensemble_row_budget / n_rows)``
         so that the cost of ensembling stays bounded on large data, where a
         single network already has little variance. ``None``: no cap.
+    size_tiers:
+        Settings by the number of training rows: a sequence of dicts, each
+        with ``max_rows`` (``None``: no limit) and values for any of
+        :data:`SIZE_TIER_KEYS`; :meth:`fit` applies the first tier whose
+        ``max_rows`` is at least the row count over the hyperparameters of
+        the same name (a network that suits 500 rows is not the one that
+        suits 100 000). The chosen settings are ``size_settings_`` and are
+        saved with the model, so loading builds the same layers. ``None``:
+        the hyperparameters as they are.
     categorical_features, max_categories, log_skew_threshold:
         Passed to :class:`~models_dl.preprocessing.TabularPreprocessor`.
     random_state:
@@ -153,6 +171,7 @@ class DeepUpliftEstimator(BaseEstimator):
     weight_average: float | None = None
     n_ensemble: int = 1
     ensemble_row_budget: int | None = None
+    size_tiers: tuple[dict[str, Any], ...] | None = None
     categorical_features: list[Any] | None = None
     max_categories: int = 50
     log_skew_threshold: float | None = 2.0
@@ -160,6 +179,34 @@ class DeepUpliftEstimator(BaseEstimator):
     device: str = "auto"
     n_threads: int | None = None
     callback: ProgressCallback | None = None
+
+    # ------------------------------------------------------- size tiers
+    def _setting(self, name: str) -> Any:
+        """Hyperparameter ``name`` as the fitted size tier sets it, else as given."""
+        return getattr(self, "size_settings_", {}).get(name, getattr(self, name))
+
+    def _size_settings(self, n_rows: int) -> dict[str, Any]:
+        """The settings of the first tier in ``size_tiers`` that covers ``n_rows``."""
+        for number, tier in enumerate(self.size_tiers or ()):
+            unknown = set(tier) - {"max_rows", *SIZE_TIER_KEYS}
+            if unknown:
+                raise ValueError(
+                    f"size_tiers[{number}] sets {sorted(unknown)}; a tier may set max_rows"
+                    f" and {sorted(SIZE_TIER_KEYS)}"
+                )
+            missing = (SIZE_TIER_KEYS & set(tier)) - set(self.get_params(deep=False))
+            if missing:
+                raise ValueError(
+                    f"size_tiers[{number}] sets {sorted(missing)}, which"
+                    f" {type(self).__name__} does not have"
+                )
+            limit = tier.get("max_rows")
+            if limit is None or n_rows <= limit:
+                return {
+                    k: tuple(v) if isinstance(v, list) else v
+                    for k, v in tier.items() if k != "max_rows"
+                }
+        return {}
 
     # ------------------------------------------------------------ hooks
     def _build_network(self, n_inputs: int, n_arms: int, out_width: int) -> nn.Module:
@@ -250,6 +297,7 @@ class DeepUpliftEstimator(BaseEstimator):
         self.n_inputs_ = int(features.shape[1])
         self.device_ = resolve_device(self.device)
         seed = resolve_seed(self.random_state)
+        self.size_settings_ = self._size_settings(n_rows)
         self.n_members_ = self._n_members(n_rows)
         member_seeds = np.random.SeedSequence(seed).generate_state(self.n_members_)
         self.fit_info_: dict[str, Any] = {}
@@ -260,12 +308,12 @@ class DeepUpliftEstimator(BaseEstimator):
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
-            patience=self.patience,
+            patience=self._setting("patience"),
             max_steps_per_epoch=self.max_steps_per_epoch,
-            max_rows_processed=self.max_rows_processed,
+            max_rows_processed=self._setting("max_rows_processed"),
             weight_average=self.weight_average,
-            batch_share=self.batch_share,
-            learning_rate_max_factor=self.learning_rate_max_factor,
+            batch_share=self._setting("batch_share"),
+            learning_rate_max_factor=self._setting("learning_rate_max_factor"),
         )
 
         data = {
@@ -336,9 +384,10 @@ class DeepUpliftEstimator(BaseEstimator):
         self.networks_ = nn.ModuleList(networks).eval()
 
     def _n_members(self, n_rows: int) -> int:
-        members = max(self.n_ensemble, 1)
-        if self.ensemble_row_budget is not None:
-            members = min(members, max(1, math.ceil(self.ensemble_row_budget / max(n_rows, 1))))
+        members = max(self._setting("n_ensemble"), 1)
+        budget = self._setting("ensemble_row_budget")
+        if budget is not None:
+            members = min(members, max(1, math.ceil(budget / max(n_rows, 1))))
         return members
 
     # ---------------------------------------------------------- predict
@@ -386,6 +435,9 @@ class DeepUpliftEstimator(BaseEstimator):
             "estimator": self.estimator_name,
             "class": type(self).__name__,
             "params": self._config_params(),
+            "size_settings": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in self.size_settings_.items()
+            },
             "outcome_type": self.outcome_type_,
             "outcome_scaler": asdict(self.outcome_scaler_),
             "preprocessor": self.preprocessor_.to_config(),
@@ -410,6 +462,11 @@ class DeepUpliftEstimator(BaseEstimator):
             k: tuple(v) if k in tuple_fields and isinstance(v, list) else v
             for k, v in config["params"].items()
         }
+        if params.get("size_tiers") is not None:
+            params["size_tiers"] = tuple(
+                {k: tuple(v) if isinstance(v, list) else v for k, v in tier.items()}
+                for tier in params["size_tiers"]
+            )
         params["device"] = device
         estimator = klass(**params)
         estimator.outcome_type_ = config["outcome_type"]
@@ -419,6 +476,12 @@ class DeepUpliftEstimator(BaseEstimator):
         estimator.n_features_in_ = config["n_features_in"]
         estimator.n_inputs_ = config["n_inputs"]
         estimator.n_members_ = config["n_members"]
+        # Artifacts written before size tiers existed have none: their
+        # params are the settings they were trained with.
+        estimator.size_settings_ = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in config.get("size_settings", {}).items()
+        }
         estimator.device_ = resolve_device(device)
         estimator.history_ = []
         estimator.fit_info_ = config.get("fit_info", {})

@@ -64,9 +64,9 @@ class DESCN(DeepUpliftEstimator):
             n_inputs,
             n_arms,
             out_width,
-            representation_layers=self.representation_layers,
-            head_layers=self.head_layers,
-            activation=self.activation,
+            representation_layers=self._setting("representation_layers"),
+            head_layers=self._setting("head_layers"),
+            activation=self._setting("activation"),
             dropout=self.dropout,
         )
 

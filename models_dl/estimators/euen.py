@@ -35,6 +35,6 @@ class ExplicitUpliftEstimator(DeepUpliftEstimator):
             out_width,
             control_layers=self.control_layers,
             uplift_layers=self.uplift_layers,
-            activation=self.activation,
+            activation=self._setting("activation"),
             dropout=self.dropout,
         )

@@ -31,7 +31,8 @@ class NeuralSLearner(DeepUpliftEstimator):
 
     def _build_network(self, n_inputs: int, n_arms: int, out_width: int) -> nn.Module:
         return SingleModelNet(
-            n_inputs, n_arms, out_width, self.hidden_layers, self.activation, self.dropout
+            n_inputs, n_arms, out_width,
+            self._setting("hidden_layers"), self._setting("activation"), self.dropout,
         )
 
 
@@ -56,7 +57,7 @@ class NeuralTLearner(DeepUpliftEstimator):
             n_arms,
             out_width,
             representation_layers=(),
-            head_layers=self.hidden_layers,
-            activation=self.activation,
+            head_layers=self._setting("hidden_layers"),
+            activation=self._setting("activation"),
             dropout=self.dropout,
         )

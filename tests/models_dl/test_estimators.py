@@ -1,7 +1,10 @@
 """Behaviour shared by every deep uplift estimator, on small fast problems."""
 
+import json
+
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 
 from models_dl import available_estimators, load_estimator, make_estimator
@@ -181,3 +184,57 @@ def test_descn_round_trips_and_repeats_with_its_random_state(tmp_path, mixed_fra
     np.testing.assert_array_equal(repeat.predict(frame), est.predict(frame))
     other = DESCN(random_state=4, n_ensemble=2, **FAST).fit(frame, t, y)
     assert not np.allclose(other.predict(frame), est.predict(frame))
+
+
+def _layer_widths(network):
+    return [m.out_features for m in network.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_the_default_preset_picks_its_network_by_the_training_rows():
+    preset = make_estimator("default")
+    small, mid, large, huge = (
+        preset._size_settings(rows) for rows in (500, 20_000, 100_000, 1_000_000)
+    )
+    assert small["representation_layers"] == (128, 128, 128) and small["activation"] == "elu"
+    assert mid == {} and huge == {}  # the preset's own 2 x 64 ReLU network
+    assert preset._size_settings(2_000) == small and preset._size_settings(2_001) == {}
+    assert preset.representation_layers == (64, 64) and preset.activation == "relu"
+    assert large["representation_layers"] == (64, 64, 64) and large["activation"] == "elu"
+    # what the caller sets wins over every tier
+    assert make_estimator("default", head_layers=(8,))._size_settings(500).get("head_layers") is None
+
+
+def test_the_layers_a_size_tier_chose_round_trip_through_the_artifact(tmp_path):
+    x, t, y, _ = linear_effect_problem(n=300)
+    tiers = ({"max_rows": 100, "representation_layers": (4,)},
+             {"max_rows": None, "representation_layers": (12, 6), "head_layers": (5,)})
+    est = CFRNet(random_state=0, size_tiers=tiers, representation_layers=(16,),
+                 head_layers=(16,), **FAST).fit(x, t, y)
+    assert est.size_settings_ == {"representation_layers": (12, 6), "head_layers": (5,)}
+    assert est.representation_layers == (16,)  # the hyperparameter itself is untouched
+    assert _layer_widths(est.networks_[0])[:2] == [12, 6]
+    again = load_estimator(est.save(tmp_path / "tiered"))
+    assert again.get_params() == est.get_params() | {"device": "auto"}
+    assert again.size_settings_ == est.size_settings_
+    assert _layer_widths(again.networks_[0]) == _layer_widths(est.networks_[0])
+    np.testing.assert_array_equal(again.predict(x), est.predict(x))
+
+
+def test_artifacts_saved_before_size_tiers_still_load(tmp_path):
+    x, t, y, _ = linear_effect_problem(n=300)
+    est = CFRNet(random_state=0, representation_layers=(10,), head_layers=(7,), **FAST)
+    folder = est.fit(x, t, y).save(tmp_path / "old")
+    config = json.loads((folder / "config.json").read_text())
+    del config["size_settings"], config["params"]["size_tiers"]
+    (folder / "config.json").write_text(json.dumps(config))
+    again = load_estimator(folder)
+    assert again.size_settings_ == {} and _layer_widths(again.networks_[0])[0] == 10
+    np.testing.assert_array_equal(again.predict(x), est.predict(x))
+
+
+def test_a_size_tier_naming_an_unknown_setting_is_refused():
+    x, t, y, _ = linear_effect_problem(n=200)
+    with pytest.raises(ValueError, match=r"size_tiers\[0\] sets \['dropout'\]"):
+        CFRNet(size_tiers=({"max_rows": None, "dropout": 0.5},), **FAST).fit(x, t, y)
+    with pytest.raises(ValueError, match=r"size_tiers\[0\] sets \['hidden_layers'\]"):
+        CFRNet(size_tiers=({"max_rows": None, "hidden_layers": (3,)},), **FAST).fit(x, t, y)
