@@ -200,12 +200,16 @@ def interval_bars(
 def cluster_map(*, x: Sequence, y: Sequence, cluster: Sequence[int], names: dict | None = None,
                 x_title: str = "first component", y_title: str = "second component",
                 height: int = 460) -> dict:
-    """A scatter of points coloured by cluster (one trace each, so the legend names them)."""
+    """A scatter of points coloured by cluster (one trace each, so the legend names them).
+
+    SVG, not WebGL: the map holds a sample (at most a few thousand points),
+    which SVG draws at once in any browser, including ones without a GPU.
+    """
     names = names or {}
     traces = []
     for k in sorted(set(int(c) for c in cluster)):
         keep = [i for i, c in enumerate(cluster) if int(c) == k]
-        traces.append(go.Scattergl(
+        traces.append(go.Scatter(
             x=_clean([x[i] for i in keep]), y=_clean([y[i] for i in keep]), mode="markers",
             name=str(names.get(k, f"cluster {k}")), marker=dict(size=5, opacity=0.65),
             hovertemplate=f"{names.get(k, f'cluster {k}')}<extra></extra>"))

@@ -7,7 +7,7 @@ import pytest
 from experiments.analysis import experiment_analyse
 from experiments.models import Experiment
 from marketing.models import Customer
-from modelling.models import CustomerScore, ModelVersion, TargetingList
+from modelling.models import CustomerScore, ModelVersion, TargetingFollowUp, TargetingList
 from modelling.scoring import score_chunk, score_plan
 from modelling.targeting import targeting_list_create
 from modelling.training import uplift_model_train
@@ -72,6 +72,11 @@ def test_the_manager_builds_reads_and_downloads_a_target_list(manager_page, scor
     lines = open(download_info.value.path(), encoding="utf-8").read().strip().splitlines()
     assert lines[0].startswith("rank,customer_external_id,arm,predicted_uplift,expected_profit")
     assert len(lines) == target.size + 1
+    # The follow-up experiment from the list's page (its form sits outside the admin's).
+    page.click("#follow-up")
+    page.wait_for_load_state()
+    assert TargetingFollowUp.objects.filter(targeting_list=target).exists(), \
+        page.locator(".messagelist").inner_text()
 
 
 def test_the_analyst_cannot_build_or_download(analyst_page, scored):
