@@ -35,6 +35,11 @@ class ApiKeyAdmin(AuditedAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Revoked, never deleted: deactivation refuses the key at once in every
+        # process (core.api_keys), and the row keeps what the audit log names.
+        return False
+
     @admin.action(description="Deactivate", permissions=["change"])
     def deactivate(self, request, queryset):
         keys = list(queryset)

@@ -36,3 +36,15 @@ def test_audit_log_is_read_only_in_the_admin(admin_client):
     page = admin_client.get(f"/admin/core/auditentry/{entry.pk}/change/")
     assert page.status_code == 200 and b'name="_save"' not in page.content
     assert admin_client.post(f"/admin/core/auditentry/{entry.pk}/delete/").status_code == 403
+
+
+def test_api_keys_are_revoked_in_the_admin_never_deleted(admin_client):
+    from core.api_keys import api_key_create
+
+    key, _ = api_key_create(name="crm", scope="write")
+    assert admin_client.post(f"/admin/core/apikey/{key.pk}/delete/", {"post": "yes"}).status_code \
+        == 403
+    admin_client.post("/admin/core/apikey/", {"action": "deactivate", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert not key.is_active
+    assert AuditEntry.objects.filter(action="revoke").exists()
