@@ -40,10 +40,8 @@ def _booster_params(objective: str, params: dict[str, Any], seed: int) -> dict[s
             "seed": seed, "num_threads": params.get("n_threads", 1), "verbosity": -1}
 
 
-class BoostedBinaryClassifier:
-    """LightGBM binary classifier on a DataFrame of features (scikit-learn style)."""
-
-    model_name = "lightgbm_classifier"
+class _BoostedParams:
+    """The LightGBM hyperparameters both behaviour models take (scikit-learn style)."""
 
     def __init__(self, *, n_estimators: int = 200, learning_rate: float = 0.05,
                  num_leaves: int = 15, min_data_in_leaf: int = 20,
@@ -59,6 +57,12 @@ class BoostedBinaryClassifier:
         return {"n_estimators": self.n_estimators, "learning_rate": self.learning_rate,
                 "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_data_in_leaf,
                 "random_state": self.random_state, "n_threads": self.n_threads}
+
+
+class BoostedBinaryClassifier(_BoostedParams):
+    """LightGBM binary classifier on a DataFrame of features (scikit-learn style)."""
+
+    model_name = "lightgbm_classifier"
 
     def fit(self, X: Any, y: Any) -> BoostedBinaryClassifier:
         y = np.asarray(y, dtype=np.float64).reshape(-1)
@@ -96,7 +100,7 @@ class BoostedBinaryClassifier:
         return model
 
 
-class HurdleRevenueRegressor:
+class HurdleRevenueRegressor(_BoostedParams):
     """Expected revenue = P(buy) x E[revenue | buy], two LightGBM models.
 
     ``fit(X, revenue)`` takes each customer's revenue over the horizon (0 for
@@ -105,19 +109,6 @@ class HurdleRevenueRegressor:
     """
 
     model_name = "hurdle_revenue"
-
-    def __init__(self, *, n_estimators: int = 200, learning_rate: float = 0.05,
-                 num_leaves: int = 15, min_data_in_leaf: int = 20,
-                 random_state: int | None = 0, n_threads: int = 1) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_data_in_leaf = min_data_in_leaf
-        self.random_state = random_state
-        self.n_threads = n_threads
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return BoostedBinaryClassifier.get_params(self)  # the same hyperparameters
 
     def fit(self, X: Any, revenue: Any) -> HurdleRevenueRegressor:
         revenue = np.asarray(revenue, dtype=np.float64).reshape(-1)
