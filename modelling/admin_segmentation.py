@@ -21,11 +21,12 @@ from core.admin_actions import TaskActionsMixin
 from core.admin_readonly import SnapshotAdmin
 from core.audit import audit_record
 from core.plots import cluster_map
+from core.small_cells import privacy_min_cell
 from experiments.models import Experiment
 from jobs.requests import segmentation_run_request
 from marketing.models import Campaign, Segment
 from modelling.models import SegmentationRun, SegmentCluster
-from modelling.segmentation import privacy_min_cell, segment_cluster_save
+from modelling.segmentation import segment_cluster_save
 
 
 class SegmentationStartForm(forms.Form):

@@ -51,6 +51,7 @@ from sklearn.model_selection import cross_val_predict
 
 from core.db.bulk import rows_insert
 from core.models import TaskRun
+from core.small_cells import privacy_min_cell
 from experiments.models import Arm
 from experiments.outcomes import outcome_rows
 from marketing.features import FeatureSpec, feature_spec_default, features_build, fixed_cutoff
@@ -75,18 +76,8 @@ MAP_SAMPLE = 1_500
 TOP_FEATURES = 5
 
 
-def privacy_min_cell() -> int:
-    """Smallest count a per-cluster figure may be shown for.
-
-    Hook for the privacy work (h20, PRIVACY_MIN_CELL): every per-cluster
-    and per-arm figure of a profile passes through ``profile_cells_suppress``,
-    which blanks cells under this count.
-    """
-    return int(getattr(settings, "PRIVACY_MIN_CELL", 0) or 0)
-
-
 def profile_cells_suppress(profile: dict) -> dict:
-    """Blank the per-arm cells of a profile whose count is under privacy_min_cell()."""
+    """Blank the per-arm cells of a profile under PRIVACY_MIN_CELL (core.small_cells)."""
     minimum = privacy_min_cell()
     if minimum <= 0:
         return profile
