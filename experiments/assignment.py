@@ -135,8 +135,6 @@ def assign_customer(
     ``assign_external_id`` with the customer already in hand (read again with
     its facts, by primary key).
     """
-    if customer.erased_at is not None:  # erasure is final: no arm, stored or new
-        return AssignmentDecision(None, ERASED_REASON)
     decision = _assign_one(experiment, Q(pk=customer.pk), now)
     if decision is None:
         raise Customer.DoesNotExist(f"customer {customer.pk} is gone")
