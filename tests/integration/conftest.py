@@ -8,12 +8,16 @@ them they skip; under CI=true a missing service is a failure.
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from django.db import connection
 
 from tests.missing import missing as _missing
@@ -41,10 +45,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     import redis
 
     redis.Redis.from_url(BROKER).flushdb()
-    settings = connection.settings_dict
-    database_url = (f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST'] or '127.0.0.1'}"
-                    f":{settings['PORT'] or 5432}/{settings['NAME']}")
-    env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": BROKER,
+    env = {**os.environ, "DATABASE_URL": shared_database_url(), "CELERY_BROKER_URL": BROKER,
            "CELERY_TASK_ALWAYS_EAGER": "false", "DJANGO_SETTINGS_MODULE": "config.settings"}
     log = open(ROOT / "var" / "test-worker.log", "w")  # noqa: SIM115 - closed below
     worker = subprocess.Popen(
@@ -89,3 +90,56 @@ def wait_for(predicate, *, timeout: float = 120.0, interval: float = 0.25):
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout} s (worker log: var/test-worker.log)")
+
+
+def shared_database_url() -> str:
+    """The PostgreSQL test database as a URL, for the processes the tests start."""
+    db = connection.settings_dict
+    return (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}"
+            f":{db['PORT'] or 5432}/{db['NAME']}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def gunicorn_serving(*, log_name: str, workers: int, request_timeout: int,
+                     ready_timeout: float, **env: str):
+    """gunicorn with DEBUG off serving the test database; yields its base URL.
+
+    ``env`` adds to (or overrides) the environment: the broker, a privacy key.
+    """
+    port = free_port()
+    full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false",
+                "DJANGO_SECRET_KEY": secrets.token_urlsafe(48), "ALLOWED_HOSTS": "127.0.0.1",
+                "DATABASE_URL": shared_database_url(), "CELERY_TASK_ALWAYS_EAGER": "false", **env}
+    (ROOT / "var").mkdir(exist_ok=True)
+    log = open(ROOT / "var" / log_name, "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", str(request_timeout)],
+        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        if server.poll() is not None:
+            pytest.fail(f"gunicorn exited with {server.returncode}; see var/{log_name}")
+        try:
+            # Any answer will do: an unknown path is a quick JSON 404.
+            return requests.get(f"{base}/api/v1/", timeout=5).status_code == 404
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_for(up, timeout=ready_timeout)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()

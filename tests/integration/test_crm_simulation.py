@@ -7,72 +7,32 @@ the per-arm outcomes back, and checks them against what it sent.
 
 from __future__ import annotations
 
-import os
 import random
-import secrets
-import socket
-import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from django.conf import settings
-from django.db import connection
 
 from core.api_keys import api_key_create
 from tests.factories import attributes_declare
-from tests.integration.conftest import BROKER, ROOT, wait_for
+from tests.integration.conftest import BROKER, gunicorn_serving, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 CUSTOMERS = 10_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_api(celery_worker_process):
     """gunicorn (2 workers) serving the test database, queuing tasks to the test worker."""
-    db = connection.settings_dict
-    port = _free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false",
-           "DJANGO_SECRET_KEY": secrets.token_urlsafe(48), "ALLOWED_HOSTS": "127.0.0.1",
-           "PRIVACY_ID_KEY": settings.PRIVACY_ID_KEY,  # the test process's pseudonyms
-           "DATABASE_URL": (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}"
-                            f":{db['PORT'] or 5432}/{db['NAME']}"),
-           "CELERY_BROKER_URL": BROKER, "CELERY_RESULT_BACKEND": BROKER,
-           "CELERY_TASK_ALWAYS_EAGER": "false"}
-    (ROOT / "var").mkdir(exist_ok=True)
-    log = open(ROOT / "var" / "test-gunicorn.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", "2", "--timeout", "120"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if server.poll() is not None:
-            pytest.fail(f"gunicorn exited with {server.returncode}; see var/test-gunicorn.log")
-        try:
-            # Any answer will do: an unknown path is a quick JSON 404.
-            return requests.get(f"{base}/api/v1/", timeout=5).status_code == 404
-        except requests.RequestException:
-            return False
-
-    wait_for(up, timeout=60)
-    yield base
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    with gunicorn_serving(log_name="test-gunicorn.log", workers=2, request_timeout=120,
+                          ready_timeout=60, CELERY_BROKER_URL=BROKER,
+                          CELERY_RESULT_BACKEND=BROKER,
+                          # the test process's pseudonyms
+                          PRIVACY_ID_KEY=settings.PRIVACY_ID_KEY) as base:
+        yield base
 
 
 class Crm:

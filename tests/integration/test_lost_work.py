@@ -9,7 +9,6 @@ lease, on PostgreSQL. The reaper is called as beat calls it
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -27,7 +26,13 @@ from django.db import connection
 from core.models import TaskRun
 from core.pseudonyms import idempotency_key_pseudonym
 from core.task_runs import BrokerUnavailable, task_runs_reap
-from tests.integration.conftest import ROOT, wait_for
+from tests.integration.conftest import (
+    ROOT,
+    free_port,
+    gunicorn_serving,
+    shared_database_url,
+    wait_for,
+)
 from tests.missing import missing
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -36,23 +41,11 @@ LEASE_SECONDS = 6
 LONG_TRAINING = {"tarnet": {"max_epochs": 400, "patience": 400, "batch_size": 64}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}"
-            f":{db['PORT'] or 5432}/{db['NAME']}")
-
-
 class PrivateRedis:
     """A redis-server of this module's own, which a test may stop and start again."""
 
     def __init__(self):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
 
@@ -79,7 +72,7 @@ class Workers:
     """Prefork workers (concurrency 1) with a short lease, each its own process group."""
 
     def __init__(self, broker: PrivateRedis, artifacts: Path):
-        self.env = {**os.environ, "DATABASE_URL": _database_url(),
+        self.env = {**os.environ, "DATABASE_URL": shared_database_url(),
                     "CELERY_BROKER_URL": broker.url, "CELERY_RESULT_BACKEND": broker.url,
                     "CELERY_TASK_ALWAYS_EAGER": "false", "DJANGO_SETTINGS_MODULE": "config.settings",
                     "TASK_LEASE_SECONDS": str(LEASE_SECONDS), "TASK_HEARTBEAT_SECONDS": "1",
@@ -302,31 +295,9 @@ def test_runs_queued_while_the_broker_is_down_are_sent_when_it_is_back(workers, 
 
 @pytest.fixture
 def live_api(broker):
-    port = _free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false",
-           "DJANGO_SECRET_KEY": secrets.token_urlsafe(48), "ALLOWED_HOSTS": "127.0.0.1",
-           "DATABASE_URL": _database_url(), "CELERY_BROKER_URL": broker.url,
-           "CELERY_TASK_ALWAYS_EAGER": "false"}
-    log = open(ROOT / "var" / "test-lost-work-gunicorn.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", "1", "--timeout", "60"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if server.poll() is not None:
-            pytest.fail(f"gunicorn exited with {server.returncode}; see var/test-lost-work-gunicorn.log")
-        try:
-            return requests.get(f"{base}/api/v1/", timeout=5).status_code == 404
-        except requests.RequestException:
-            return False
-
-    wait_for(up, timeout=120)
-    yield base
-    server.terminate()
-    server.wait(timeout=20)
-    log.close()
+    with gunicorn_serving(log_name="test-lost-work-gunicorn.log", workers=1, request_timeout=60,
+                          ready_timeout=120, CELERY_BROKER_URL=broker.url) as base:
+        yield base
 
 
 def test_a_database_connection_dropped_mid_ingest_then_a_retry_leaves_one_copy(live_api):
@@ -348,13 +319,13 @@ def test_a_database_connection_dropped_mid_ingest_then_a_retry_leaves_one_copy(l
 
     # Hold the events table so the ingest waits inside its transaction, then
     # end its database session the way an operator or a failover would.
-    locker = psycopg.connect(_database_url().replace("postgres://", "postgresql://"))
+    locker = psycopg.connect(shared_database_url().replace("postgres://", "postgresql://"))
     locker.execute("LOCK TABLE marketing_event IN ACCESS EXCLUSIVE MODE")
     answer = {}
     sender = threading.Thread(target=lambda: answer.setdefault(
         "response", http.post(url, json=body, timeout=60)))
     sender.start()
-    killer = psycopg.connect(_database_url().replace("postgres://", "postgresql://"),
+    killer = psycopg.connect(shared_database_url().replace("postgres://", "postgresql://"),
                              autocommit=True)
 
     def waiting_ingest():
